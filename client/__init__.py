@@ -1,0 +1,1 @@
+"""Client SDK (see issue: client SDK and load tests)."""

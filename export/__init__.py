@@ -1,0 +1,1 @@
+"""Export side: synthetic data, training, and the writer of the Triton model repository."""

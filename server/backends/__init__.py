@@ -1,0 +1,1 @@
+"""Python-based backends: each folder is copied into the backend directory tritonserver loads."""

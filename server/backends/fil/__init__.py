@@ -1,0 +1,1 @@
+"""Python-based FIL backend (``backend: "fil"``)."""

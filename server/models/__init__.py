@@ -1,0 +1,1 @@
+"""Python-backend model sources that exporters copy into the model repository."""

@@ -1,0 +1,1 @@
+"""Postprocess step of the fraud pipeline (``fraud_postprocess``)."""

@@ -1,0 +1,1 @@
+"""Featuriser of the fraud pipeline (``fraud_preprocess``)."""
