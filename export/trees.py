@@ -10,8 +10,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import treelite
-
 from tritonmm.server.backends.fil.forest import MODEL_TYPES, FilParameters, Forest
 
 from .model_config import VERSION, ModelConfig, max_batch_size_for, model_config, tensor, write_config
@@ -37,17 +35,18 @@ def export_tree_model(
     *,
     model_type: str | None = None,
     predict_proba: bool = True,
+    classifier: bool = True,
     threshold: float = 0.5,
     memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
     instance_count: int | None = 1,
 ) -> ModelConfig:
-    """Copy ``source`` into ``<repository>/<name>/1/`` under FIL's default name and write its config."""
+    """Copy ``source`` into ``<repository>/<name>/1/`` under FIL's default name and write its config.
+
+    ``classifier=False`` (FIL's ``output_class``) serves regressors' raw scores.
+    """
     model_type = model_type or guess_model_type(source)
-    params = FilParameters(model_type=model_type, predict_proba=predict_proba, output_class=True, threshold=threshold)
-    try:
-        forest = Forest(source, params)
-    except treelite.TreeliteError as exc:  # pragma: no cover - Forest wraps these already
-        raise ValueError(f"{source}: {exc}") from exc
+    params = FilParameters(model_type=model_type, predict_proba=predict_proba, output_class=classifier, threshold=threshold)
+    forest = Forest(source, params)  # raises ForestLoadError naming the file if it cannot be read
     bytes_per_row = 4 * (forest.num_features + forest.output_width) * 2  # input + output, request and response copies
     config = model_config(
         name=name,
@@ -58,7 +57,7 @@ def export_tree_model(
         parameters={
             "model_type": model_type,
             "predict_proba": str(predict_proba).lower(),
-            "output_class": "true",
+            "output_class": str(classifier).lower(),
             "threshold": repr(float(threshold)),
             "storage_type": "AUTO",
         },

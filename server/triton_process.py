@@ -78,8 +78,11 @@ def build_argv(binary: Path, settings: TritonSettings) -> list[str]:
         f"--metrics-port={settings.metrics_port}",
         f"--model-control-mode={settings.model_control_mode}",
         f"--log-verbose={settings.log_verbose}",
+        # A model that fails to load at start stops the server (and says why);
+        # one that fails later via the repository API leaves the others serving
+        # and the server ready.
         "--exit-on-error=true",
-        "--strict-readiness=true",
+        "--strict-readiness=false",
     ]
     argv += [f"--load-model={name}" for name in settings.load_models]
     argv += list(settings.extra_args)

@@ -1,0 +1,47 @@
+# Two commands: `make serve` (set up, export, serve) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+CLI := $(VENV)/bin/tritonmm
+REPO := model_repository
+HOST ?= 127.0.0.1
+HTTP_PORT ?= 8000
+GRPC_PORT ?= 8001
+METRICS_PORT ?= 8002
+PYTEST_ARGS ?=
+
+.PHONY: install export serve test test-unit bench-fraud clean
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# tritonserver 2.51.0 and its Python backend come from this wheel; its own
+	# Python dependencies (pytriton's API) are not used, hence --no-deps.
+	$(PY) -m pip install --quiet --no-deps nvidia-pytriton==0.7.0
+	$(PY) -m pip install --quiet -e ".[export,dev]"
+	touch $@
+
+install: $(VENV)/.installed ## Create the venv and install everything
+
+$(REPO)/fraud/config.pbtxt: $(VENV)/.installed
+	$(CLI) export fraud --out $(REPO)
+
+export: $(REPO)/fraud/config.pbtxt ## Generate data, train, write the model repository
+
+serve: export ## Set up, export and serve the repository on the embedded Triton
+	$(CLI) serve --model-repository $(REPO) --host $(HOST) --http-port $(HTTP_PORT) \
+		--grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+
+test: install ## Unit and integration tests (starts real tritonservers on free ports)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+bench-fraud: install ## In-process vs served fraud pipeline; writes bench/results/fraud.json
+	$(PY) -m bench.fraud
+
+clean:
+	rm -rf build bench/results $(REPO)/*/
