@@ -40,7 +40,7 @@ test: install ## Unit and integration tests (starts real tritonservers on free p
 test-unit: install
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-bench-fraud: install ## In-process vs served fraud pipeline; writes bench/results/fraud.json
+bench-fraud: export ## In-process vs served fraud pipeline; writes bench/results/fraud.json
 	$(PY) -m bench.fraud
 
 clean:

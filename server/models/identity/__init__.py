@@ -1,0 +1,1 @@
+"""No-op model used as the serving floor in benchmarks."""
