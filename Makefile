@@ -25,7 +25,9 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed ## Create the venv and install everything
 
-$(REPO)/fraud/config.pbtxt: $(VENV)/.installed
+MODEL_SOURCES := $(shell find export server/models server/backends -name '*.py' 2>/dev/null)
+
+$(REPO)/fraud/config.pbtxt: $(VENV)/.installed $(MODEL_SOURCES)
 	$(CLI) export fraud --out $(REPO)
 
 export: $(REPO)/fraud/config.pbtxt ## Generate data, train, write the model repository

@@ -107,6 +107,8 @@ def test_errors_column_flags(spec: FeatureSpec) -> None:
         ({"Month": 13.0}, "Month", "between 1 and 12"),
         ({"Day": 31.0, "Month": 2.0}, "Day", "not a day of that month"),
         ({"Year": float("nan")}, "Year", "whole number"),
+        ({"Card": float("inf")}, "Card", "finite whole number"),
+        ({"Day": 2.5}, "Day", "whole number"),
         ({"Merchant City": b"\xff\xfe"}, "Merchant City", "invalid UTF-8"),
         ({"Merchant City": b"x" * (MAX_VALUE_BYTES + 1)}, "Merchant City", "exceeds"),
     ],

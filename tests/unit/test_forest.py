@@ -94,3 +94,16 @@ def test_wrong_feature_count_is_rejected(tree_models, tree_data) -> None:
     x, _ = tree_data
     with pytest.raises(ValueError, match=r"input__0 must have shape \[n, 6\]"):
         forest(tree_models["binary"], "xgboost_json").predict(x[:, :5])
+
+
+@pytest.mark.parametrize("name", ["binary", "multi", "lightgbm"])
+def test_hoisted_gtil_equals_treelite_gtil(tree_models, tree_data, name: str) -> None:
+    import treelite
+    import treelite.gtil
+
+    from tritonmm.server.backends.fil.forest import GtilPredictor
+
+    x, _ = tree_data
+    path = tree_models[name]
+    model = treelite.frontend.load_lightgbm_model(str(path)) if name == "lightgbm" else treelite.frontend.load_xgboost_model(str(path))
+    np.testing.assert_array_equal(GtilPredictor(model, 1)(x), treelite.gtil.predict(model, x, nthread=1)[:, 0, :])

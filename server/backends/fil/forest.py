@@ -20,6 +20,7 @@ false              k > 1         ``output_class``: the argmax class index
 
 from __future__ import annotations
 
+import ctypes
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import treelite
-import treelite.gtil
+from treelite.core import _LIB, _check_call
+from treelite.gtil.gtil import GTILConfig
 
 MODEL_TYPES: dict[str, str] = {
     "xgboost_json": "xgboost.json",
@@ -122,6 +124,43 @@ def _load_treelite(path: Path, params: FilParameters) -> treelite.Model:
     return treelite.Model.deserialize(str(path))
 
 
+class GtilPredictor:
+    """Treelite GTIL prediction through its C API with the per-call setup hoisted out.
+
+    ``treelite.gtil.predict`` re-parses its JSON config and re-queries the
+    model's types and output shape on every call (about 35 µs for one row);
+    here that is done once, leaving one ``TreeliteGTILPredict`` call (about
+    14 µs). Results are identical (unit-tested against ``treelite.gtil``).
+    """
+
+    _CTYPES = {"float32": ctypes.c_float, "float64": ctypes.c_double}
+
+    def __init__(self, model: treelite.Model, nthread: int) -> None:
+        self._model = model
+        self._config = GTILConfig(nthread=nthread, predict_type="default")
+        self._input_type, self._output_type = model.input_type, model.output_type
+        self._input_dtype, self._output_dtype = np.dtype(self._input_type), np.dtype(self._output_type)
+        self._input_pointer = ctypes.POINTER(self._CTYPES[self._input_type])
+        self._output_pointer = ctypes.POINTER(self._CTYPES[self._output_type])
+        self._num_classes = int(model.get_header_accessor().get_field("num_class")[0])
+
+    def __call__(self, rows: np.ndarray) -> np.ndarray:
+        """Post-processed scores, shape ``(n, num_classes)``."""
+        rows = np.ascontiguousarray(rows, dtype=self._input_dtype)
+        out = np.empty((len(rows), self._num_classes), dtype=self._output_dtype)
+        _check_call(
+            _LIB.TreeliteGTILPredict(
+                self._model.handle,
+                rows.ctypes.data_as(self._input_pointer),
+                self._input_type.encode(),
+                ctypes.c_uint64(len(rows)),
+                out.ctypes.data_as(self._output_pointer),
+                self._config.handle,
+            )
+        )
+        return out
+
+
 class Forest:
     """A loaded tree model that answers with FIL's ``output__0`` for a batch of rows."""
 
@@ -139,6 +178,7 @@ class Forest:
         self.num_classes = int(header.get_field("num_class")[0])
         if int(header.get_field("num_target")[0]) != 1:
             raise ForestLoadError(f"{path}: multi-target models are not supported by FIL")
+        self._gtil = GtilPredictor(self._model, params.cpu_nthread)
         self._xgboost = self._fast_xgboost(path) if self.num_classes == 1 else None
 
     @property
@@ -160,19 +200,16 @@ class Forest:
         booster.set_param({"nthread": max(self.params.cpu_nthread, 0)})
         probe = np.random.default_rng(0).normal(size=(64, self.num_features)).astype(np.float32)
         ours = booster.inplace_predict(probe)
-        if ours.shape != (64,) or not np.allclose(ours, self._treelite_scores(probe)[:, 0], atol=1e-6):
+        if ours.shape != (64,) or not np.allclose(ours, self._gtil(probe)[:, 0], atol=1e-6):
             return None
         return booster
 
-    def _treelite_scores(self, rows: np.ndarray) -> np.ndarray:
-        return treelite.gtil.predict(self._model, rows, nthread=self.params.cpu_nthread)[:, 0, :]
-
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """Post-processed model output (probabilities for classifiers), shape ``(n, num_classes)``."""
-        rows = np.ascontiguousarray(rows, dtype=np.float32)
         if self._xgboost is not None and len(rows) >= XGBOOST_MIN_ROWS:
+            rows = np.ascontiguousarray(rows, dtype=np.float32)
             return np.asarray(self._xgboost.inplace_predict(rows), dtype=np.float32).reshape(-1, 1)
-        return self._treelite_scores(rows).astype(np.float32, copy=False)
+        return self._gtil(rows).astype(np.float32, copy=False)
 
     def predict(self, rows: np.ndarray) -> np.ndarray:
         """``output__0`` for ``rows`` of shape ``(n, num_features)``, shape ``(n, output_width)``."""
@@ -182,7 +219,10 @@ class Forest:
         params = self.params
         if self.num_classes == 1:
             if params.predict_proba:
-                return np.hstack([1.0 - scores, scores])
+                both = np.empty((len(scores), 2), dtype=np.float32)
+                both[:, 1:] = scores
+                np.subtract(1.0, scores, out=both[:, :1])
+                return both
             if params.output_class:
                 return (scores > params.threshold).astype(np.float32)
             return scores

@@ -62,7 +62,9 @@ class TritonPythonModel:
 
     def execute(self, requests: list) -> list:
         batches = [pb_utils.get_input_tensor_by_name(request, INPUT).as_numpy() for request in requests]
-        predictions = self.forest.predict(np.concatenate(batches) if len(batches) > 1 else batches[0])
+        if len(batches) == 1:
+            return [pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT, self.forest.predict(batches[0]))])]
+        predictions = self.forest.predict(np.concatenate(batches))
         bounds = np.cumsum([len(batch) for batch in batches])[:-1]
         return [
             pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor(OUTPUT, part)])

@@ -125,11 +125,10 @@ def _canonical_code(value: str) -> str:
     return value.split(".")[0] if _FLOAT_INT.match(value) else value
 
 
-def _per_unique(values: list[str], parse: Callable[[str], float]) -> np.ndarray:
-    """Apply ``parse`` once per distinct value (columns repeat a lot), vectorised back out."""
-    uniques, inverse = np.unique(np.asarray(values, dtype=object), return_inverse=True)
-    parsed = np.array([parse(v) for v in uniques.tolist()], dtype=np.float64)
-    return parsed[inverse.reshape(-1)] if len(values) else np.zeros(0)
+def _parse_each(values: list[str], parse: Callable[[str], float]) -> np.ndarray:
+    """Apply ``parse`` once per distinct value (columns repeat a lot)."""
+    cache: dict[str, float] = {}
+    return np.array([cache[v] if v in cache else cache.setdefault(v, parse(v)) for v in values], dtype=np.float64)
 
 
 def parse_amount(value: str) -> float:
@@ -156,7 +155,7 @@ def parse_minutes(value: str) -> float:
 
 def _parse_column(column: str, values: list[str], parse: Callable[[str], float]) -> np.ndarray:
     try:
-        return _per_unique(values, parse)
+        return _parse_each(values, parse)
     except ValueError as exc:
         raise FeatureError(column, str(exc)) from None
 
@@ -165,29 +164,30 @@ def _encode(values: list[str], vocabulary: Mapping[str, int]) -> np.ndarray:
     return np.array([vocabulary.get(v, UNKNOWN) for v in values], dtype=np.float32)
 
 
-def _day_of_week(column_values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Validate the calendar date; return (day of week 0=Monday, month)."""
-    parts = {}
-    for name in ("Year", "Month", "Day"):
-        raw = np.asarray(column_values[name]).reshape(-1)
-        try:
-            number = raw.astype(np.float64)
-        except ValueError:
-            raise FeatureError(name, "must be numeric") from None
-        if not np.all(np.isfinite(number)) or np.any(number != np.round(number)):
-            raise FeatureError(name, "must be a whole number")
-        parts[name] = number.astype(np.int64)
-    year, month, day = parts["Year"], parts["Month"], parts["Day"]
-    if np.any((year < 1900) | (year > 2200)):
+def _numbers(columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The five numeric columns as a ``(5, n)`` array of whole, finite numbers."""
+    try:
+        numbers = np.array([np.asarray(columns[c]).reshape(-1) for c in NUMERIC_COLUMNS], dtype=np.float64)
+    except ValueError:
+        bad = next(c for c in NUMERIC_COLUMNS if np.asarray(columns[c]).dtype.kind not in "biuf")
+        raise FeatureError(bad, "must be numeric") from None
+    whole = np.isfinite(numbers) & (numbers == np.round(numbers))
+    if not whole.all():
+        raise FeatureError(NUMERIC_COLUMNS[int(np.argmin(whole.all(axis=1)))], "must be a finite whole number")
+    return numbers
+
+
+def _calendar(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Validate the dates; return the day of week (0 = Monday)."""
+    if not ((year >= 1900) & (year <= 2200)).all():
         raise FeatureError("Year", "must be between 1900 and 2200")
-    if np.any((month < 1) | (month > 12)):
+    if not ((month >= 1) & (month <= 12)).all():
         raise FeatureError("Month", "must be between 1 and 12")
     first = (year - 1970) * 12 + (month - 1)
     dates = first.astype("datetime64[M]").astype("datetime64[D]") + (day - 1)
-    if np.any((day < 1) | (dates.astype("datetime64[M]") != first.astype("datetime64[M]"))):
+    if not ((day >= 1) & (dates.astype("datetime64[M]") == first.astype("datetime64[M]"))).all():
         raise FeatureError("Day", "is not a day of that month")
-    day_of_week = (dates.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday
-    return day_of_week.astype(np.float32), month.astype(np.float32)
+    return ((dates.astype(np.int64) + 3) % 7).astype(np.float32)  # 1970-01-01 was a Thursday
 
 
 def _errors(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -235,17 +235,11 @@ def check_columns(columns: Mapping[str, np.ndarray]) -> int:
 def featurize(columns: Mapping[str, np.ndarray], spec: FeatureSpec) -> np.ndarray:
     """The ``(n, len(FEATURE_NAMES))`` float32 feature matrix of ``n`` raw transactions."""
     n = check_columns(columns)
+    numbers = _numbers(columns).astype(np.int64)
     text = {c: _text(c, np.asarray(columns[c])) for c in TEXT_COLUMNS}
-    for name in ("User", "Card"):
-        try:
-            numbers = np.asarray(columns[name]).reshape(-1).astype(np.float64)
-        except ValueError:
-            raise FeatureError(name, "must be numeric") from None
-        if not np.all(np.isfinite(numbers)):
-            raise FeatureError(name, "must be a finite number")
     amount = _parse_column("Amount", text["Amount"], parse_amount)
     minutes = _parse_column("Time", text["Time"], parse_minutes)
-    day_of_week, month = _day_of_week(columns)
+    year, month, day = numbers[2], numbers[3], numbers[4]
     state_values = text["Merchant State"]
     error_count, error_flags = _errors(text["Errors?"])
     features = np.empty((n, len(FEATURE_NAMES)), dtype=np.float32)
@@ -253,7 +247,7 @@ def featurize(columns: Mapping[str, np.ndarray], spec: FeatureSpec) -> np.ndarra
     features[:, 1] = np.log1p(np.abs(amount))
     features[:, 2] = amount < 0
     features[:, 3] = minutes
-    features[:, 4] = day_of_week
+    features[:, 4] = _calendar(year, month, day)
     features[:, 5] = month
     features[:, 6] = _use_chip(text["Use Chip"])
     features[:, 7] = _encode([_canonical_code(v) for v in text["Merchant Name"]], spec.merchant)

@@ -20,7 +20,8 @@ SPEC_FILE = "feature_spec.json"
 
 
 def _columns(request) -> dict[str, np.ndarray]:
-    return {name: pb_utils.get_input_tensor_by_name(request, name).as_numpy().reshape(-1) for name in RAW_COLUMNS}
+    """All inputs in one pass (Triton has already checked that each is present)."""
+    return {tensor.name(): tensor.as_numpy().reshape(-1) for tensor in request.inputs()}
 
 
 class TritonPythonModel:
