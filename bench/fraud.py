@@ -43,7 +43,7 @@ CHAIN = "identity_chain3"
 MODELS = ("identity", CHAIN, XGBOOST, PIPELINE)
 BATCHES = (1, 64, 1024)
 CONCURRENCY = (1, 8)
-console = Console()
+console = Console(width=120)
 
 
 def bench_repository(source: Path, target: Path) -> Path:
@@ -98,6 +98,36 @@ def payloads(repository: Path, frame, batch: int) -> dict[str, dict[str, np.ndar
 OUTPUTS = {PIPELINE: ("probability", "label"), XGBOOST: ("output__0",), "identity": ("output__0",), CHAIN: ("output__0",)}
 
 
+def measure_grid(settings: TritonSettings, repo: Path, frame, *, seconds: float, repeats: int) -> list[dict]:
+    """Start the server and drive every (batch, protocol, concurrency, model) cell."""
+    cells: list[dict] = []
+    with TritonServer(settings, log_sink=Path("build/bench/tritonserver.log").open("w")) as server:
+        server.wait_ready()
+        for batch in BATCHES:
+            bodies = payloads(repo, frame, batch)
+            for protocol, url in (("http", f"{settings.host}:{settings.http_port}"), ("grpc", settings.grpc_url)):
+                for concurrency in CONCURRENCY:
+                    # The cells the target ratios use are measured in interleaved rounds
+                    # (model order rotating) and the median kept: this machine is noisy.
+                    rounds = repeats if (batch, concurrency) == (1, 8) else 1
+                    runs: dict[str, list] = {model: [] for model in MODELS}
+                    for round_ in range(rounds):
+                        for model in MODELS[round_:] + MODELS[:round_]:
+                            runs[model].append(run_load(url, protocol, model, bodies[model], OUTPUTS[model],
+                                                        concurrency=concurrency, seconds=seconds))
+                    for model in MODELS:
+                        result = sorted(runs[model], key=lambda r: r.requests_per_s)[len(runs[model]) // 2]
+                        cells.append({
+                            "model": model, "protocol": protocol, "batch": batch, "concurrency": concurrency,
+                            "requests_per_s": result.requests_per_s, "rows_per_s": result.requests_per_s * batch,
+                            "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rounds": rounds,
+                        })
+                        console.print(f"  {model:16s} {protocol:4s} batch {batch:5d} c{concurrency}: "
+                                      f"{result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms")
+
+    return cells
+
+
 def plot(cells: list[dict], path: Path) -> None:
     import matplotlib  # noqa: PLC0415
 
@@ -132,30 +162,7 @@ def main(
         model_repository=repo, backend_directory=Path("build/bench/backends"),
         http_port=free_port(), grpc_port=free_port(), metrics_port=free_port(),
     )
-    cells: list[dict] = []
-    with TritonServer(settings, log_sink=Path("build/bench/tritonserver.log").open("w")) as server:
-        server.wait_ready()
-        for batch in BATCHES:
-            bodies = payloads(repo, frame, batch)
-            for protocol, url in (("http", f"{settings.host}:{settings.http_port}"), ("grpc", settings.grpc_url)):
-                for concurrency in CONCURRENCY:
-                    # The cells the target ratios use are measured in interleaved rounds
-                    # (model order rotating) and the median kept: this machine is noisy.
-                    rounds = repeats if (batch, concurrency) == (1, 8) else 1
-                    runs: dict[str, list] = {model: [] for model in MODELS}
-                    for round_ in range(rounds):
-                        for model in MODELS[round_:] + MODELS[:round_]:
-                            runs[model].append(run_load(url, protocol, model, bodies[model], OUTPUTS[model],
-                                                        concurrency=concurrency, seconds=seconds))
-                    for model in MODELS:
-                        result = sorted(runs[model], key=lambda r: r.requests_per_s)[len(runs[model]) // 2]
-                        cells.append({
-                            "model": model, "protocol": protocol, "batch": batch, "concurrency": concurrency,
-                            "requests_per_s": result.requests_per_s, "rows_per_s": result.requests_per_s * batch,
-                            "p50_ms": result.p50_ms, "p99_ms": result.p99_ms, "rounds": rounds,
-                        })
-                        console.print(f"  {model:16s} {protocol:4s} batch {batch:5d} c{concurrency}: "
-                                      f"{result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms")
+    cells = measure_grid(settings, repo, frame, seconds=seconds, repeats=repeats)
 
     def cell(model: str, protocol: str, batch: int, concurrency: int) -> dict:
         return next(c for c in cells if (c["model"], c["protocol"], c["batch"], c["concurrency"]) == (model, protocol, batch, concurrency))

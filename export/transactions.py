@@ -50,22 +50,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-RAW_COLUMNS: tuple[str, ...] = (
-    "User",
-    "Card",
-    "Year",
-    "Month",
-    "Day",
-    "Time",
-    "Amount",
-    "Use Chip",
-    "Merchant Name",
-    "Merchant City",
-    "Merchant State",
-    "Zip",
-    "MCC",
-    "Errors?",
-)
+from tritonmm.server.models.fraud_preprocess.features import RAW_COLUMNS
+
 LABEL_COLUMN = "Is Fraud?"
 
 _EPOCH = np.datetime64("2015-01-01", "D")
@@ -576,5 +562,6 @@ def generate_transactions(
             "MCC": _MCC_TEXT[shops.mcc[merchant]],
             "Errors?": _ERRORS[rows["err"][order]],
             LABEL_COLUMN: np.where(is_fraud, "Yes", "No").astype(object),
-        }
+        },
+        columns=[*RAW_COLUMNS, LABEL_COLUMN],
     )

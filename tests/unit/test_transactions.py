@@ -205,8 +205,9 @@ def test_error_retries_then_success(parsed: pd.DataFrame) -> None:
 
 def test_history_features_add_signal(frame: pd.DataFrame, parsed: pd.DataFrame) -> None:
     """Single-row features find some fraud; a few history features find much more."""
-    xgb = pytest.importorskip("xgboost")
-    metrics = pytest.importorskip("sklearn.metrics")
+    import sklearn.metrics as metrics
+    import xgboost as xgb
+
     p = parsed
     single = pd.DataFrame(
         {
