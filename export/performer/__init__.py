@@ -1,0 +1,1 @@
+"""Performer (FAVOR+ linear attention): model, training and ONNX export."""

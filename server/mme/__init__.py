@@ -1,0 +1,1 @@
+"""SageMaker-compatible multi-model endpoint in front of the embedded Triton."""
