@@ -38,6 +38,7 @@ class TritonSettings:
 
     model_repository: Path
     backend_directory: Path
+    extra_repositories: Sequence[Path] = ()
     host: str = "127.0.0.1"
     http_port: int = 8000
     grpc_port: int = 8001
@@ -69,6 +70,7 @@ def build_argv(binary: Path, settings: TritonSettings) -> list[str]:
     argv = [
         str(binary),
         f"--model-repository={settings.model_repository.resolve()}",
+        *(f"--model-repository={path.resolve()}" for path in settings.extra_repositories),
         f"--backend-directory={settings.backend_directory.resolve()}",
         f"--http-address={settings.host}",
         f"--http-port={settings.http_port}",
@@ -146,6 +148,11 @@ class TritonServer:
     def pid(self) -> int | None:
         return self._process.pid if self._process else None
 
+    @property
+    def running(self) -> bool:
+        """True while the started process has not exited."""
+        return self._process is not None and self._process.poll() is None
+
     def start(self) -> TritonServer:
         """Check ports, assemble backends and launch the server (returns at once)."""
         install = self._install or find_triton()
@@ -160,8 +167,9 @@ class TritonServer:
         ]
         if busy:
             raise TritonStartError(f"cannot start tritonserver on {self.settings.host}: {', '.join(busy)} already in use")
-        if not self.settings.model_repository.is_dir():
-            raise TritonStartError(f"model repository {self.settings.model_repository} does not exist (run the export first)")
+        for repository in (self.settings.model_repository, *self.settings.extra_repositories):
+            if not repository.is_dir():
+                raise TritonStartError(f"model repository {repository} does not exist (run the export first)")
         assemble_backend_dir(self.settings.backend_directory, install)
         self._process = subprocess.Popen(
             build_argv(install.binary, self.settings),

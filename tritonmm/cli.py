@@ -36,8 +36,19 @@ def serve(
     log_verbose: Annotated[int, typer.Option(help="tritonserver --log-verbose level.")] = 0,
     backend_directory: Annotated[Path, typer.Option(help="Where to assemble the backend directory.")] = Path("build/backends"),
     triton_arg: Annotated[Optional[list[str]], typer.Option(help="Extra tritonserver argument, e.g. --triton-arg=--log-info=false (repeatable).")] = None,
+    store: Annotated[Optional[str], typer.Option(help="Also run the SageMaker-compatible multi-model endpoint over this archive store (folder or s3://bucket/prefix/).")] = None,
+    s3_endpoint_url: Annotated[Optional[str], typer.Option(help="S3 API URL for an S3-compatible store (MinIO, moto…).")] = None,
+    endpoint_port: Annotated[int, typer.Option(help="Multi-model endpoint port.")] = 8080,
+    cache_dir: Annotated[Path, typer.Option(help="Endpoint cache: downloaded archives, extracted models.")] = Path("build/mme-cache"),
+    auth: Annotated[Optional[Path], typer.Option(help="Tenants and their allowed TargetModel patterns (JSON). Default: anonymous, loopback only.")] = None,
+    max_loaded: Annotated[int, typer.Option(help="Most archives loaded at once.")] = 50,
+    memory_budget_mb: Annotated[Optional[int], typer.Option(help="Resident memory budget of Triton + stubs; LRU archives are unloaded to stay under it.")] = None,
 ) -> None:
-    """Start the real tritonserver on MODEL_REPOSITORY, stream its log, stop cleanly on Ctrl-C/SIGTERM."""
+    """Start the real tritonserver on MODEL_REPOSITORY, stream its log, stop cleanly on Ctrl-C/SIGTERM.
+
+    With --store, Triton runs in explicit mode next to a SageMaker-compatible
+    multi-model endpoint on --endpoint-port that loads archives on first call.
+    """
     settings = TritonSettings(
         model_repository=model_repository,
         backend_directory=backend_directory,
@@ -50,6 +61,9 @@ def serve(
         log_verbose=log_verbose,
         extra_args=tuple(triton_arg or ()),
     )
+    if store is not None:
+        _serve_endpoint(settings, store, s3_endpoint_url, endpoint_port, cache_dir, auth, max_loaded, memory_budget_mb)
+        return
     server = TritonServer(settings, log_sink=sys.stderr)
 
     def _terminate(signum: int, _frame: FrameType | None) -> None:
@@ -73,6 +87,56 @@ def serve(
         typer.secho("stopping tritonserver…", err=True)
     finally:
         server.stop()
+
+
+def _serve_endpoint(settings: TritonSettings, store_location: str, s3_endpoint_url: str | None, port: int,
+                    cache_dir: Path, auth_file: Path | None, max_loaded: int, memory_budget_mb: int | None) -> None:
+    from tritonmm.server.mme.app import EndpointSettings  # noqa: PLC0415 - only the endpoint mode needs these
+    from tritonmm.server.mme.auth import AuthConfig  # noqa: PLC0415
+    from tritonmm.server.mme.manager import ManagerSettings  # noqa: PLC0415
+    from tritonmm.server.mme.runtime import run_endpoint  # noqa: PLC0415
+    from tritonmm.server.mme.store import open_store  # noqa: PLC0415
+
+    if auth_file is None:
+        if settings.host not in ("127.0.0.1", "localhost", "::1"):
+            typer.secho("error: anonymous access is only allowed on loopback; pass --auth", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2)
+        typer.secho("warning: no --auth given: anonymous callers may invoke every archive (loopback only)",
+                    fg=typer.colors.YELLOW, err=True)
+        auth_config = AuthConfig.local_default()
+    else:
+        auth_config = AuthConfig.load(auth_file)
+    static = tuple(sorted(p.name for p in settings.model_repository.iterdir() if (p / "config.pbtxt").is_file())) \
+        if settings.model_repository.is_dir() else ()
+    manager_settings = ManagerSettings(
+        cache_dir=cache_dir, max_loaded=max_loaded,
+        memory_budget_bytes=memory_budget_mb << 20 if memory_budget_mb else None,
+    )
+    try:
+        run_endpoint(settings, open_store(store_location, endpoint_url=s3_endpoint_url), auth_config, manager_settings,
+                     EndpointSettings(), host=settings.host, port=port, static_models=static)
+    except (TritonStartError, TritonNotInstalled) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def package(
+    pipeline: Annotated[str, typer.Option(help="Model (usually an ensemble) to package with every model it uses.")],
+    version: Annotated[str, typer.Option(help="Archive version (part of the file name and of the namespaced model names).")],
+    repository: Annotated[Path, typer.Option(help="Model repository to package from.")] = Path("model_repository"),
+    out: Annotated[Path, typer.Option(help="Folder (model store) to write <name>_<version>.tar.gz into.")] = Path("build/model_store"),
+    name: Annotated[Optional[str], typer.Option(help="Archive name (default: the pipeline's).")] = None,
+) -> None:
+    """Package a pipeline into a byte-reproducible SageMaker-MME archive with a checksum manifest."""
+    from tritonmm.export.archive import package_pipeline  # noqa: PLC0415
+
+    try:
+        path = package_pipeline(repository, pipeline, version=version, out_dir=out, name=name)
+    except (ValueError, FileNotFoundError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    typer.echo(str(path))
 
 
 @export_app.command("fraud")

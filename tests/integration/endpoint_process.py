@@ -1,0 +1,85 @@
+"""Start the real endpoint (``tritonmm serve --store …``) as a subprocess on free ports, and stop it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tritonmm.server.triton_process import free_port
+
+
+@dataclass
+class RunningEndpoint:
+    """A started endpoint: its URL, Triton's URL, and the process."""
+
+    process: subprocess.Popen
+    url: str
+    triton_url: str
+    cache_dir: Path
+    log: Path
+
+    def metric(self, name: str) -> float:
+        """Sum of a Prometheus sample (all label sets) from ``/metrics``."""
+        text = httpx.get(f"{self.url}/metrics", timeout=10).text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and (line[len(name)] in " {"))
+
+    def triton_pid(self) -> int:
+        """PID of the tritonserver this endpoint started (found by its unique cache path)."""
+        needle = str(self.cache_dir.resolve()).encode()
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if cmdline.split(b"\0")[0].endswith(b"tritonserver") and needle in cmdline:
+                    return int(entry.name)
+        raise LookupError("tritonserver not found")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_endpoint(root: Path, store: str, *, auth: Path | None = None, extra: tuple[str, ...] = (),
+                   env: dict[str, str] | None = None) -> RunningEndpoint:
+    """Launch the endpoint over ``store``; wait until ``/ping`` answers 200."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "static").mkdir(exist_ok=True)
+    port, http_port = free_port(), free_port()
+    log = root / "endpoint.log"
+    argv = [
+        sys.executable, "-m", "tritonmm.cli", "serve",
+        f"--model-repository={root / 'static'}", f"--backend-directory={root / 'backends'}",
+        f"--http-port={http_port}", f"--grpc-port={free_port()}", f"--metrics-port={free_port()}",
+        f"--store={store}", f"--endpoint-port={port}", f"--cache-dir={root / 'cache'}", *extra,
+    ]
+    if auth is not None:
+        argv.append(f"--auth={auth}")
+    process = subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    running = RunningEndpoint(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", root / "cache", log)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"endpoint exited: {log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{running.url}/ping", timeout=1).status_code == 200:
+                return running
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    running.stop()
+    raise RuntimeError(f"endpoint not ready: {log.read_text()[-3000:]}")
