@@ -6,12 +6,14 @@ PY := $(VENV)/bin/python
 CLI := $(VENV)/bin/tritonmm
 REPO := model_repository
 HOST ?= 127.0.0.1
+ENDPOINT_PORT ?= 8080
+STORE := build/model_store
 HTTP_PORT ?= 8000
 GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: install export serve test test-unit bench-fraud clean
+.PHONY: install export archives serve test test-unit bench-fraud bench-mme clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -32,9 +34,16 @@ $(REPO)/fraud/config.pbtxt: $(VENV)/.installed $(MODEL_SOURCES)
 
 export: $(REPO)/fraud/config.pbtxt ## Generate data, train, write the model repository
 
-serve: export ## Set up, export and serve the repository on the embedded Triton
+$(STORE)/fraud_1.tar.gz: $(REPO)/fraud/config.pbtxt
+	$(CLI) package --pipeline fraud --version 1 --repository $(REPO) --out $(STORE)
+	$(CLI) package --pipeline fraud --version 2 --repository $(REPO) --out $(STORE)
+
+archives: $(STORE)/fraud_1.tar.gz ## Reference archives (fraud v1, v2) in the local model store
+
+serve: export archives ## Set up, export, then serve: Triton (repository) + multi-model endpoint (store)
 	$(CLI) serve --model-repository $(REPO) --host $(HOST) --http-port $(HTTP_PORT) \
-		--grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT)
+		--grpc-port $(GRPC_PORT) --metrics-port $(METRICS_PORT) \
+		--store $(STORE) --endpoint-port $(ENDPOINT_PORT)
 
 test: install ## Unit and integration tests (starts real tritonservers on free ports)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -44,6 +53,9 @@ test-unit: install
 
 bench-fraud: export ## In-process vs served fraud pipeline; writes bench/results/fraud.json
 	$(PY) -m bench.fraud
+
+bench-mme: archives ## Cold loads and warm overhead of the multi-model endpoint; writes bench/results/mme.json
+	$(PY) -m bench.mme
 
 clean:
 	rm -rf build bench/results $(REPO)/*/

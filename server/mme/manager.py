@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .archive_extract import ArchiveError, Manifest, safe_extract
@@ -91,6 +91,8 @@ class ModelManager:
         *,
         triton_pid: Callable[[], int | None],
     ) -> None:
+        # Absolute, because the repository holds symlinks into the extraction folder.
+        settings = replace(settings, cache_dir=settings.cache_dir.resolve())
         self.store, self.triton, self.settings, self.metrics = store, triton, settings, metrics
         self._triton_pid = triton_pid
         self._loaded: OrderedDict[str, LoadedArchive] = OrderedDict()
@@ -174,11 +176,13 @@ class ModelManager:
         started = time.perf_counter()
         directory = self.settings.cache_dir / "extracted" / _key(target)
         manifest = await asyncio.to_thread(self._extract, target, archive_path, directory)
+        self.metrics.extracting_time.observe(time.perf_counter() - started)
         async with self._triton_lock:
             self._check_names(target, manifest)
             await self._make_room()
+            started = time.perf_counter()
             archive = await self._load_into_triton(target, manifest, directory)
-        self.metrics.loading_time.observe(time.perf_counter() - started)
+            self.metrics.loading_time.observe(time.perf_counter() - started)
         return archive
 
     def _fetch(self, target: str) -> Path:
@@ -213,7 +217,7 @@ class ModelManager:
             )
         except ArchiveError as exc:
             archive_path.unlink(missing_ok=True)  # a bad download must not stay cached
-            raise validation_error(f"Model archive {target!r} is invalid: {exc}") from None
+            raise validation_error(f"Model archive {target!r} is invalid: {exc.reason}") from None
 
     def _check_names(self, target: str, manifest: Manifest) -> None:
         for other in self._loaded.values():

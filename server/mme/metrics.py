@@ -28,7 +28,10 @@ class EndpointMetrics:
             "ModelLoadingWaitTime", "Seconds an invocation waited for its archive to download and load", buckets=_LOAD_BUCKETS, registry=r
         )
         self.downloading_time = Histogram("ModelDownloadingTime", "Seconds to fetch an archive from the store", buckets=_LOAD_BUCKETS, registry=r)
-        self.loading_time = Histogram("ModelLoadingTime", "Seconds to verify, extract and load an archive into Triton", buckets=_LOAD_BUCKETS, registry=r)
+        self.extracting_time = Histogram(
+            "ModelVerifyExtractTime", "Seconds to verify checksums and extract an archive", buckets=_LOAD_BUCKETS, registry=r
+        )
+        self.loading_time = Histogram("ModelLoadingTime", "Seconds for Triton to load an archive's models", buckets=_LOAD_BUCKETS, registry=r)
         self.unloading_time = Histogram("ModelUnloadingTime", "Seconds to unload an archive", buckets=_LOAD_BUCKETS, registry=r)
         self.memory_utilization = Gauge("MemoryUtilization", "Resident memory of Triton and its stubs, percent of the budget", registry=r)
         self.resident_bytes = Gauge("TritonResidentBytes", "Resident memory of Triton and its stubs, bytes", registry=r)

@@ -81,8 +81,11 @@ def endpoint_app(store: ModelStore, supervisor: TritonSupervisor, auth: AuthConf
         try:
             yield
         finally:
+            # Stop Triton here, not after uvicorn returns: uvicorn re-raises SIGTERM/SIGINT
+            # once it has shut down, which would end this process before any `finally`.
             watcher.cancel()
             await triton.close()
+            await asyncio.to_thread(supervisor.stop)
 
     return create_app(endpoint, lifespan=lifespan)
 

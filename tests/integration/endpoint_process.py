@@ -31,18 +31,22 @@ class RunningEndpoint:
         return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                    if line.startswith(name) and (line[len(name)] in " {"))
 
-    def triton_pid(self) -> int:
-        """PID of the tritonserver this endpoint started (found by its unique cache path)."""
-        needle = str(self.cache_dir.resolve()).encode()
+    def children(self) -> dict[int, bytes]:
+        """tritonserver and stub processes of this endpoint (found by its unique cache path): pid -> argv[0]."""
+        needle = str(self.cache_dir.parent.resolve()).encode()
+        found = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
                     cmdline = (entry / "cmdline").read_bytes()
                 except OSError:
                     continue
-                if cmdline.split(b"\0")[0].endswith(b"tritonserver") and needle in cmdline:
-                    return int(entry.name)
-        raise LookupError("tritonserver not found")
+                if needle in cmdline and b"tritonmm.cli" not in cmdline:
+                    found[int(entry.name)] = cmdline.split(b"\0")[0]
+        return found
+
+    def triton_pid(self) -> int:
+        return next(pid for pid, program in self.children().items() if program.endswith(b"tritonserver"))
 
     def stop(self) -> None:
         if self.process.poll() is None:
