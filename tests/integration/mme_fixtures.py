@@ -15,7 +15,7 @@ from tritonmm.export.archive import package_pipeline
 from tritonmm.export.fraud import PIPELINE, PREPROCESS, SPEC_FILE, XGBOOST, raw_columns
 from tritonmm.export.model_config import VERSION
 from tritonmm.server.mme.auth import hash_api_key
-from tritonmm.server.models.fraud_preprocess.features import NUMERIC_COLUMNS, RAW_COLUMNS, FeatureSpec, featurize
+from tritonmm.server.models.fraud_preprocess.features import FeatureSpec, featurize
 
 TENANT_A_KEY_ID, TENANT_A_SECRET = "AKIATENANTA0000000001", "tenant-a-secret-not-for-logs"
 OPS_API_KEY = "ops-key-not-for-logs"
@@ -49,18 +49,6 @@ def runtime_client(url: str, *, key_id: str = TENANT_A_KEY_ID, secret: str = TEN
         aws_access_key_id=key_id, aws_secret_access_key=secret,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, read_timeout=120),
     )
-
-
-def kserve_json(frame: pd.DataFrame) -> bytes:
-    """A KServe v2 JSON request for the fraud pipeline."""
-    columns = raw_columns(frame)
-    inputs = []
-    for name in RAW_COLUMNS:
-        values = columns[name]
-        numeric = name in NUMERIC_COLUMNS
-        inputs.append({"name": name, "shape": [len(frame), 1], "datatype": "FP32" if numeric else "BYTES",
-                       "data": [float(v) for v in values] if numeric else [str(v) for v in values]})
-    return json.dumps({"inputs": inputs}).encode()
 
 
 def expected_probability(repository: Path, frame: pd.DataFrame) -> np.ndarray:

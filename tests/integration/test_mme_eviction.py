@@ -15,8 +15,8 @@ from tritonmm.export.archive import package_pipeline
 from tritonmm.export.fraud import PIPELINE
 from tritonmm.export.transactions import generate_transactions
 
-from .endpoint_process import start_endpoint
-from .mme_fixtures import kserve_json
+from tritonmm.loadtest.payloads import fraud_kserve_json as kserve_json
+from tritonmm.loadtest.local_endpoint import start_endpoint
 
 N = 2
 

@@ -15,8 +15,9 @@ import pytest
 from tritonmm.export.transactions import generate_transactions
 from tritonmm.server.triton_process import free_port
 
-from .endpoint_process import start_endpoint
-from .mme_fixtures import build_store, expected_probability, kserve_json, probabilities
+from tritonmm.loadtest.payloads import fraud_kserve_json as kserve_json
+from tritonmm.loadtest.local_endpoint import start_endpoint
+from .mme_fixtures import build_store, expected_probability, probabilities
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 

@@ -1,4 +1,8 @@
-"""Start the real endpoint (``tritonmm serve --store …``) as a subprocess on free ports, and stop it."""
+"""Start the real multi-model endpoint (`tritonmm serve --store …`) as a subprocess on free ports, and stop it.
+
+Used by the integration tests, `make bench-mme` and the load tests: everything that needs a local
+endpoint it can measure and then stop (with Triton and its stubs) by itself.
+"""
 
 from __future__ import annotations
 
