@@ -124,21 +124,18 @@ class Endpoint:
             raise service_unavailable(f"Model server unavailable, retry later: {exc}") from None
         except asyncio.TimeoutError:
             raise model_timeout(timeout) from None
-        if answer.status_code != 200:
-            try:
-                original = answer.json().get("error", answer.text)
-            except ValueError:
-                original = answer.text
-            raise model_error(f"Received client error ({answer.status_code}) from model with message \"{original}\"",
-                              answer.status_code, original)
+        if answer.status != 200:
+            original = answer.error_message()
+            raise model_error(f"Received client error ({answer.status}) from model with message \"{original}\"",
+                              answer.status, original)
         headers = {VARIANT_HEADER: self.settings.variant}
-        binary_header = answer.headers.get(HEADER_LENGTH)
+        binary_header = answer.header_length
         if binary_header is not None:
             headers[HEADER_LENGTH] = binary_header
             content_type = f"{BINARY_CONTENT_TYPE};json-header-size={binary_header}"
         else:
             content_type = "application/json"
-        return Response(answer.content, headers=headers, media_type=content_type)
+        return Response(answer.body, headers=headers, media_type=content_type)
 
     async def ping(self, _request: Request) -> Response:
         healthy = await self.triton.live()

@@ -96,9 +96,9 @@ def test_unknown_and_malformed_targets(endpoint, rows) -> None:
     assert info.value.response["Error"]["Code"] == "ValidationError"
     assert "company_a/nope_9.tar.gz" in info.value.response["Error"]["Message"]
     for target in ("../fraud_1.tar.gz", "/etc/passwd", "company_a/../fraud_1.tar.gz", "fraud_1", "a\\b.tar.gz"):
-        answer = invoke_ops(endpoint, target(rows))
+        answer = invoke_ops(endpoint, target, kserve_json(rows))
         assert answer.status_code == 400 and answer.json()["__type"] == "ValidationError", target
-    assert invoke_ops(endpoint, ""(rows)).status_code == 400
+    assert invoke_ops(endpoint, "", kserve_json(rows)).status_code == 400
 
 
 def test_payload_over_6_mb_is_413(endpoint) -> None:
@@ -124,13 +124,13 @@ def test_model_errors_are_424_with_the_original(endpoint, rows) -> None:
     error = answer.json()
     assert error["__type"] == "ModelError" and error["OriginalStatusCode"] == 400
     assert "Amount" in error["OriginalMessage"]
-    assert invoke_ops(endpoint, "fraud_1.tar.gz"(rows)).status_code == 200
+    assert invoke_ops(endpoint, "fraud_1.tar.gz", kserve_json(rows)).status_code == 200
 
 
 def test_two_versions_loaded_side_by_side(endpoint, repository, rows) -> None:
     expected = expected_probability(repository, rows)
     for target in ("fraud_1.tar.gz", "fraud_2.tar.gz"):
-        answer = invoke_ops(endpoint, target(rows))
+        answer = invoke_ops(endpoint, target, kserve_json(rows))
         assert answer.status_code == 200, answer.text
         np.testing.assert_allclose(probabilities(answer.content), expected, atol=1e-5)
     loaded = httpx.get(f"{endpoint.url}/models/loaded", headers=OPS).json()["models"]
@@ -151,7 +151,7 @@ def test_concurrent_first_calls_share_one_load(endpoint, store, repository, rows
     package_pipeline(repository, PIPELINE, version="8", out_dir=store)
     loads_before = endpoint.metric("ModelLoadingTime_count")
     with ThreadPoolExecutor(12) as pool:
-        answers = list(pool.map(lambda _: invoke_ops(endpoint, "fraud_8.tar.gz"(rows.head(3))), range(12)))
+        answers = list(pool.map(lambda _: invoke_ops(endpoint, "fraud_8.tar.gz", kserve_json(rows.head(3))), range(12)))
     assert [a.status_code for a in answers] == [200] * 12
     assert endpoint.metric("ModelLoadingTime_count") == loads_before + 1
 
@@ -179,10 +179,10 @@ def test_malicious_archives_are_rejected_and_write_nothing_outside(endpoint, sto
     link.type, link.linkname = tarfile.SYMTYPE, str(escape)
     evil_archive(store / "evil-link_1.tar.gz", link)
     for target in ("evil-traversal_1.tar.gz", "evil-link_1.tar.gz"):
-        answer = invoke_ops(endpoint, target(rows))
+        answer = invoke_ops(endpoint, target, kserve_json(rows))
         assert answer.status_code == 400 and "is invalid" in answer.json()["message"], answer.text
     assert not escape.exists()
-    assert invoke_ops(endpoint, "fraud_1.tar.gz"(rows)).status_code == 200
+    assert invoke_ops(endpoint, "fraud_1.tar.gz", kserve_json(rows)).status_code == 200
 
 
 def test_metrics_use_sagemaker_names(endpoint) -> None:
