@@ -12,6 +12,8 @@ from typing import Annotated, Optional
 import typer
 
 from tritonmm.server.backend_dir import TritonNotInstalled
+from tritonmm.server.mme.app import EndpointSettings
+from tritonmm.server.mme.manager import ManagerSettings
 from tritonmm.server.triton_process import TritonServer, TritonSettings, TritonStartError
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
@@ -43,6 +45,8 @@ def serve(
     auth: Annotated[Optional[Path], typer.Option(help="Tenants and their allowed TargetModel patterns (JSON). Default: anonymous, loopback only.")] = None,
     max_loaded: Annotated[int, typer.Option(help="Most archives loaded at once.")] = 50,
     memory_budget_mb: Annotated[Optional[int], typer.Option(help="Resident memory budget of Triton + stubs; LRU archives are unloaded to stay under it.")] = None,
+    archive_cache_mb: Annotated[int, typer.Option(help="Disk budget of downloaded archives (LRU).")] = 2048,
+    invocation_timeout_s: Annotated[float, typer.Option(help="Longest an invocation may take in Triton.")] = 60.0,
 ) -> None:
     """Start the real tritonserver on MODEL_REPOSITORY, stream its log, stop cleanly on Ctrl-C/SIGTERM.
 
@@ -62,7 +66,12 @@ def serve(
         extra_args=tuple(triton_arg or ()),
     )
     if store is not None:
-        _serve_endpoint(settings, store, s3_endpoint_url, endpoint_port, cache_dir, auth, max_loaded, memory_budget_mb)
+        manager_settings = ManagerSettings(
+            cache_dir=cache_dir, max_loaded=max_loaded, archive_cache_bytes=archive_cache_mb << 20,
+            memory_budget_bytes=memory_budget_mb << 20 if memory_budget_mb else None,
+        )
+        _serve_endpoint(settings, store, s3_endpoint_url, endpoint_port, auth, manager_settings,
+                        EndpointSettings(invocation_timeout_s=invocation_timeout_s))
         return
     server = TritonServer(settings, log_sink=sys.stderr)
 
@@ -90,10 +99,8 @@ def serve(
 
 
 def _serve_endpoint(settings: TritonSettings, store_location: str, s3_endpoint_url: str | None, port: int,
-                    cache_dir: Path, auth_file: Path | None, max_loaded: int, memory_budget_mb: int | None) -> None:
-    from tritonmm.server.mme.app import EndpointSettings  # noqa: PLC0415 - only the endpoint mode needs these
-    from tritonmm.server.mme.auth import AuthConfig  # noqa: PLC0415
-    from tritonmm.server.mme.manager import ManagerSettings  # noqa: PLC0415
+                    auth_file: Path | None, manager_settings: ManagerSettings, endpoint_settings: EndpointSettings) -> None:
+    from tritonmm.server.mme.auth import AuthConfig  # noqa: PLC0415 - only the endpoint mode needs these
     from tritonmm.server.mme.runtime import run_endpoint  # noqa: PLC0415
     from tritonmm.server.mme.store import open_store  # noqa: PLC0415
 
@@ -108,13 +115,9 @@ def _serve_endpoint(settings: TritonSettings, store_location: str, s3_endpoint_u
         auth_config = AuthConfig.load(auth_file)
     static = tuple(sorted(p.name for p in settings.model_repository.iterdir() if (p / "config.pbtxt").is_file())) \
         if settings.model_repository.is_dir() else ()
-    manager_settings = ManagerSettings(
-        cache_dir=cache_dir, max_loaded=max_loaded,
-        memory_budget_bytes=memory_budget_mb << 20 if memory_budget_mb else None,
-    )
     try:
         run_endpoint(settings, open_store(store_location, endpoint_url=s3_endpoint_url), auth_config, manager_settings,
-                     EndpointSettings(), host=settings.host, port=port, static_models=static)
+                     endpoint_settings, host=settings.host, port=port, static_models=static)
     except (TritonStartError, TritonNotInstalled) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -93,14 +92,6 @@ def test_memory_budget_unloads_least_recently_used(repository: Path, tmp_path: P
             assert call(endpoint, f"fraud_{version}.tar.gz", body).status_code == 200
             assert endpoint.metric("LoadedModelCount") == 1
         assert endpoint.metric("ModelEvictions_total") == 2
-        # A slow call in flight on the archive that the next load evicts still completes.
-        big = kserve_json(generate_transactions(10_000, seed=5).head(8192))
-        with ThreadPoolExecutor(1) as pool:
-            in_flight = pool.submit(call, endpoint, "fraud_2.tar.gz", big)
-            time.sleep(0.3)
-            assert call(endpoint, "fraud_0.tar.gz", body).status_code == 200
-            assert in_flight.result().status_code == 200
-        assert endpoint.metric("ModelEvictions_total") == 3
         assert endpoint.metric("MemoryUtilization") > 100
         assert endpoint.metric("TritonResidentBytes") > 50 << 20
         assert len(endpoint.children()) >= 3  # tritonserver and the loaded archive's stubs
