@@ -20,7 +20,9 @@ def forest(path: Path, model_type: str, **params: str) -> Forest:
 def test_binary_predict_proba_is_two_columns_like_release_24_10(tree_models, tree_data, rows: int) -> None:
     x, _ = tree_data
     p = xgb.Booster(model_file=str(tree_models["binary"])).inplace_predict(x[:rows])
-    out = forest(tree_models["binary"], "xgboost_json", predict_proba="true").predict(x[:rows])
+    model = forest(tree_models["binary"], "xgboost_json", predict_proba="true")
+    assert model.wait_for_accelerator(timeout=60)  # both predictors are exercised across the row counts
+    out = model.predict(x[:rows])
     assert out.shape == (rows, 2) and out.dtype == np.float32
     np.testing.assert_allclose(out[:, 1], p, atol=1e-6)
     np.testing.assert_allclose(out[:, 0], 1 - p, atol=1e-6)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,7 +180,13 @@ class Forest:
         if int(header.get_field("num_target")[0]) != 1:
             raise ForestLoadError(f"{path}: multi-target models are not supported by FIL")
         self._gtil = GtilPredictor(self._model, params.cpu_nthread)
-        self._xgboost = self._fast_xgboost(path) if self.num_classes == 1 else None
+        # XGBoost takes ~1-2 s to import: attach it in the background so the model is
+        # ready (on GTIL alone) as soon as Treelite has read it — cold loads matter on an MME.
+        self._xgboost: object | None = None
+        self._xgboost_thread: threading.Thread | None = None
+        if self.num_classes == 1 and params.model_type.startswith("xgboost"):
+            self._xgboost_thread = threading.Thread(target=self._attach_xgboost, args=(path,), daemon=True)
+            self._xgboost_thread.start()
 
     @property
     def output_width(self) -> int:
@@ -188,21 +195,24 @@ class Forest:
             return 2 if self.num_classes == 1 else self.num_classes
         return 1
 
-    def _fast_xgboost(self, path: Path) -> object | None:
-        """XGBoost's own predictor for big batches, kept only if it agrees with Treelite on a probe."""
-        if not self.params.model_type.startswith("xgboost"):
-            return None
+    def _attach_xgboost(self, path: Path) -> None:
+        """Use XGBoost's own predictor for big batches, if installed and it agrees with Treelite on a probe."""
         try:
             import xgboost  # noqa: PLC0415 - optional accelerator
         except ImportError:
-            return None
+            return
         booster = xgboost.Booster(model_file=str(path))
         booster.set_param({"nthread": max(self.params.cpu_nthread, 0)})
         probe = np.random.default_rng(0).normal(size=(64, self.num_features)).astype(np.float32)
         ours = booster.inplace_predict(probe)
-        if ours.shape != (64,) or not np.allclose(ours, self._gtil(probe)[:, 0], atol=1e-6):
-            return None
-        return booster
+        if ours.shape == (64,) and np.allclose(ours, self._gtil(probe)[:, 0], atol=1e-6):
+            self._xgboost = booster
+
+    def wait_for_accelerator(self, timeout: float | None = None) -> bool:
+        """Block until the background XGBoost attach has finished; True if it is in use."""
+        if self._xgboost_thread is not None:
+            self._xgboost_thread.join(timeout)
+        return self._xgboost is not None
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """Post-processed model output (probabilities for classifiers), shape ``(n, num_classes)``."""
