@@ -1,0 +1,1 @@
+"""Python-based ONNX Runtime backend (``backend: "onnxruntime"`` / ``platform: "onnxruntime_onnx"``)."""
