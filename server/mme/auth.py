@@ -305,8 +305,13 @@ def authenticate(
     tests; a naive datetime is taken as UTC.
 
     ``X-Api-Key`` takes precedence over ``Authorization``; a request carrying
-    bad credentials is refused, never downgraded to anonymous.
+    bad credentials is refused, never downgraded to anonymous. The one
+    exception is a config with no tenants at all (the loopback default): then
+    every caller is anonymous, so a stock boto3 client, which always signs,
+    works against it with any credentials.
     """
+    if not config.tenants and config.anonymous_allow is not None:
+        return None
     normalized = _normalize_headers(headers)
     if API_KEY_HEADER in normalized:
         return _authenticate_api_key(config, normalized[API_KEY_HEADER])

@@ -266,9 +266,8 @@ def test_missing_credentials_are_anonymous_when_allowed() -> None:
 
 
 def test_bad_credentials_are_not_downgraded_to_anonymous() -> None:
-    assert refused(AuthConfig.local_default(), **plain_request({"X-Api-Key": "guessed"})).code == (
-        "UnrecognizedClientException"
-    )
+    with_anonymous = AuthConfig(tenants=(TENANT_A, TENANT_B), anonymous_allow=("*",))
+    assert refused(with_anonymous, **plain_request({"X-Api-Key": "guessed"})).code == "UnrecognizedClientException"
 
 
 def plain_request(headers: dict[str, str]) -> dict[str, Any]:
@@ -438,3 +437,11 @@ def test_errors_never_echo_secrets_keys_or_signatures() -> None:
     for error in errors:
         for secret in (SECRET_A, "not-the-secret", API_KEY_B, signature):
             assert secret not in str(error)
+
+
+def test_without_tenants_signed_calls_are_anonymous() -> None:
+    """The loopback default has no tenants: boto3 signs anyway, and that must not be refused."""
+    config = AuthConfig.local_default()
+    headers = {"Authorization": "AWS4-HMAC-SHA256 Credential=AKIAANY/20260101/us-east-1/sagemaker/aws4_request, "
+                                "SignedHeaders=host, Signature=00", "Host": "127.0.0.1:8080"}
+    assert authenticate(config, method="POST", path="/endpoints/x/invocations", query="", headers=headers, body=b"") is None
