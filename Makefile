@@ -13,7 +13,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: install export archives serve test test-unit bench-fraud bench-mme clean
+.PHONY: install export archives serve test test-unit bench-fraud bench-mme bench-performer clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -56,6 +56,9 @@ bench-fraud: export ## In-process vs served fraud pipeline; writes bench/results
 
 bench-mme: archives ## Cold loads and warm overhead of the multi-model endpoint; writes bench/results/mme.json
 	$(PY) -m bench.mme
+
+bench-performer: install ## FAVOR+ vs exact attention vs no attention, latency and memory against L; writes bench/results/performer.json
+	$(PY) -m bench.performer
 
 clean:
 	rm -rf build bench/results $(REPO)/*/

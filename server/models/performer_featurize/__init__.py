@@ -1,0 +1,1 @@
+"""Tokeniser of card histories for the Performer (``performer_featurize``)."""
