@@ -32,11 +32,15 @@ MODEL_SOURCES := $(shell find export server/models server/backends -name '*.py' 
 $(REPO)/fraud/config.pbtxt: $(VENV)/.installed $(MODEL_SOURCES)
 	$(CLI) export fraud --out $(REPO)
 
-export: $(REPO)/fraud/config.pbtxt ## Generate data, train, write the model repository
+$(REPO)/performer_fraud/config.pbtxt: $(VENV)/.installed $(MODEL_SOURCES)
+	$(CLI) export performer --out $(REPO)
 
-$(STORE)/fraud_1.tar.gz: $(REPO)/fraud/config.pbtxt
+export: $(REPO)/fraud/config.pbtxt $(REPO)/performer_fraud/config.pbtxt ## Generate data, train, write the model repository
+
+$(STORE)/fraud_1.tar.gz: $(REPO)/fraud/config.pbtxt $(REPO)/performer_fraud/config.pbtxt
 	$(CLI) package --pipeline fraud --version 1 --repository $(REPO) --out $(STORE)
 	$(CLI) package --pipeline fraud --version 2 --repository $(REPO) --out $(STORE)
+	$(CLI) package --pipeline performer_fraud --version 1 --repository $(REPO) --out $(STORE)
 
 archives: $(STORE)/fraud_1.tar.gz ## Reference archives (fraud v1, v2) in the local model store
 

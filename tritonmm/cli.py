@@ -161,5 +161,25 @@ def export_fraud_command(
         raise typer.Exit(2) from None
 
 
+@export_app.command("performer")
+def export_performer_command(
+    out: Annotated[Path, typer.Option(help="Model repository to write into.")] = Path("model_repository"),
+    rows: Annotated[int, typer.Option(help="Synthetic transactions to generate.")] = 250_000,
+    seed: Annotated[int, typer.Option(help="Seed of the data generator and the training.")] = 0,
+    work_dir: Annotated[Path, typer.Option(help="Checkpoint, ONNX file and summary go here.")] = Path("build/export/performer"),
+    from_checkpoint: Annotated[Optional[Path], typer.Option(help="Work folder of an earlier export (e.g. trained with --attention softmax) to start from.")] = None,
+    attention: Annotated[str, typer.Option(help="favor (Performer) or softmax (exact attention baseline).")] = "favor",
+    quick: Annotated[bool, typer.Option(help="Seconds-long training for tests.")] = False,
+) -> None:
+    """Train the Performer (FAVOR+) over card histories, export ONNX, write the performer_fraud ensemble."""
+    from tritonmm.export.performer.pipeline import export_performer  # noqa: PLC0415 - torch only for this command
+
+    if attention not in ("favor", "softmax"):
+        typer.secho("error: --attention must be favor or softmax", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    export_performer(out, rows=rows, seed=seed, work_dir=work_dir, from_checkpoint=from_checkpoint,
+                     quick=quick, attention=attention)
+
+
 if __name__ == "__main__":
     app()

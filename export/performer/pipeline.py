@@ -29,6 +29,7 @@ from .. import fraud
 from ..progress import console, step
 from .model import PerformerClassifier
 from .onnx_export import PARITY_LENGTHS, export_onnx, onnx_scorer, parity
+from .repository import write_performer_repository
 from .train import (
     QUICK,
     Checkpoint,
@@ -74,8 +75,7 @@ def export_performer(
 ) -> dict:
     """Train (or load ``from_checkpoint`` and fine-tune), export, and return the summary written to ``work_dir``.
 
-    ``repository`` is where the Performer's Triton models will go once the onnxruntime backend is wired; nothing
-    is written there yet. ``quick`` caps rows at :data:`QUICK_ROWS` and trains for seconds (tests).
+    The Performer pipeline's models are written into ``repository`` (see :mod:`.repository`). ``quick`` caps rows at :data:`QUICK_ROWS` and trains for seconds (tests).
     ``attention="softmax"`` trains the exact-attention baseline whose checkpoint FAVOR+ can start from.
     """
     started = time.perf_counter()
@@ -110,6 +110,8 @@ def export_performer(
     summary["xgboost"] = {"roc_auc": baseline.roc_auc, "pr_auc": baseline.pr_auc}
     summary["training"] = _log_summary(log)
     summary["model"] = asdict(model.config)
+    with step("Writing the Performer's models into the repository"):
+        write_performer_repository(repository, work_dir, onnx_file=work_dir / ONNX_FILE)
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     (work_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     _print(summary)
