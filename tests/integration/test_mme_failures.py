@@ -93,11 +93,19 @@ def test_call_in_flight_completes_while_its_archive_is_evicted(endpoint, small) 
     assert call(endpoint, "sleep_1.tar.gz", sleep_body(0.0)).status_code == 200
     unloads = endpoint.metric("ModelUnloadingTime_sum")
     with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(call, endpoint, "sleep_1.tar.gz", sleep_body(0.4))
-        time.sleep(0.1)
+        in_flight = pool.submit(call, endpoint, "sleep_1.tar.gz", sleep_body(1.0))
+        deadline = time.monotonic() + 30
+        while in_flight_calls(endpoint, "sleep_1.tar.gz") == 0:
+            assert time.monotonic() < deadline and not in_flight.done()
+            time.sleep(0.01)
         assert call(endpoint, "fraud_2.tar.gz", small).status_code == 200  # room for one: evicts sleep_1
         assert in_flight.result().status_code == 200
-    assert endpoint.metric("ModelUnloadingTime_sum") - unloads >= 0.2  # the unload waited for the call
+    assert endpoint.metric("ModelUnloadingTime_sum") - unloads >= 0.5  # the unload waited for the call
+
+
+def in_flight_calls(endpoint, target: str) -> int:
+    loaded = httpx.get(f"{endpoint.url}/models/loaded", timeout=10).json()["models"]
+    return next((m["in_flight"] for m in loaded if m["target"] == target), 0)
 
 
 def test_downloaded_archive_cache_is_bounded(endpoint, small) -> None:
