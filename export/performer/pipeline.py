@@ -27,6 +27,7 @@ from typing import Literal
 
 from .. import fraud
 from ..progress import console, step
+from .hybrid import train_hybrid, write_hybrid_repository
 from .model import PerformerClassifier
 from .onnx_export import PARITY_LENGTHS, export_onnx, onnx_scorer, parity
 from .repository import write_performer_repository
@@ -107,11 +108,17 @@ def export_performer(
         with step("Exporting ONNX and scoring held-out cards with it"):
             summary["performer"] = _score_exported(model, work_dir / ONNX_FILE, data, settings)
             summary["onnx"] = _parity(model, work_dir / ONNX_FILE, QUICK_PARITY_LENGTHS if quick else PARITY_LENGTHS)
+        with step("Training the hybrid XGBoost on the Performer's score"):
+            summary["hybrid"] = train_hybrid(
+                model, data, settings, work_dir, seed=seed, parity_lengths=QUICK_PARITY_LENGTHS,
+                xgboost_only={"roc_auc": baseline.roc_auc, "pr_auc": baseline.pr_auc},
+            )
     summary["xgboost"] = {"roc_auc": baseline.roc_auc, "pr_auc": baseline.pr_auc}
     summary["training"] = _log_summary(log)
     summary["model"] = asdict(model.config)
     with step("Writing the Performer's models into the repository"):
         write_performer_repository(repository, work_dir, onnx_file=work_dir / ONNX_FILE)
+        write_hybrid_repository(repository, work_dir)
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
     (work_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=1) + "\n")
     _print(summary)
@@ -157,8 +164,10 @@ def _print(summary: dict) -> None:
     rows = [("Performer", summary["performer"]), ("XGBoost only", summary["xgboost"])]
     if summary["after_swap"]:
         rows.insert(1, ("right after the swap", summary["after_swap"]))
+    if summary.get("hybrid"):
+        rows.append(("Hybrid (XGB + Performer)", summary["hybrid"]["held_out"]["hybrid"]))
     for name, metrics in rows:
-        console.print(f"{name:>22}: held-out ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}")
+        console.print(f"{name:>24}: held-out ROC AUC {metrics['roc_auc']:.4f}, PR AUC {metrics['pr_auc']:.4f}")
     held_out = f"{summary['test_cards']} unseen cards, {summary['test_transactions']:,} transactions"
     console.print(f"({held_out}; {summary['wall_seconds']} s)")
 
