@@ -28,7 +28,7 @@ import xgboost as xgb
 from rich.console import Console
 from rich.table import Table
 
-from tritonmm.export.fraud import FEATURES, PIPELINE, PREPROCESS, SPEC_FILE, XGBOOST, raw_columns
+from tritonmm.export.fraud import PIPELINE, PREPROCESS, SPEC_FILE, XGBOOST, raw_columns
 from tritonmm.export.ensemble import Step, build_ensemble
 from tritonmm.export.model_config import VERSION, model_config, tensor, write_config
 from tritonmm.export.python_model import export_python_model

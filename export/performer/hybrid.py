@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import json
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import torch
 from torch import Tensor, nn
@@ -49,7 +47,7 @@ from ..onnx_model import export_onnx_model
 from ..python_model import export_python_model
 from ..trees import FIL_INPUT, FIL_OUTPUT, export_tree_model
 from .model import PerformerClassifier
-from .onnx_export import INPUTS, example_inputs
+from .onnx_export import INPUTS, cpu_session, example_inputs, export_onnx
 from .repository import FEATURIZE
 from .train import Dataset, Split, TrainSettings, auc_metrics, inverse_sampling_weights, sample_rows
 
@@ -84,30 +82,14 @@ def feature_names(token_names: tuple[str, ...]) -> list[str]:
 
 
 def export_hybrid_onnx(model: PerformerClassifier, path: Path, *, opset: int = 17) -> Path:
-    """The wrapper in eval mode, dynamic batch and length, as :func:`.onnx_export.export_onnx` writes the Performer."""
-    wrapper = HybridFeatures(model).eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    axes = {INPUTS[0]: {0: "batch", 1: "length"}, INPUTS[1]: {0: "batch", 1: "length"}, OUTPUT: {0: "batch"}}
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
-        torch.onnx.export(
-            wrapper, example_inputs(model.config.n_token_features, 16), str(path), input_names=list(INPUTS),
-            output_names=[OUTPUT], dynamic_axes=axes, opset_version=opset, dynamo=False,
-        )
-    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
-    return path
-
-
-def _session(path: Path) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """The wrapper in eval mode, dynamic batch and length, exactly as the Performer itself is exported."""
+    return export_onnx(HybridFeatures(model), path, opset=opset, output=OUTPUT,
+                       n_token_features=model.config.n_token_features)
 
 
 def hybrid_parity(model: PerformerClassifier, path: Path, lengths: tuple[int, ...]) -> float:
     """Max absolute difference of the PyTorch wrapper and the graph in onnxruntime (padded batches of 2)."""
-    wrapper, session, worst = HybridFeatures(model).eval(), _session(path), 0.0
+    wrapper, session, worst = HybridFeatures(model).eval(), cpu_session(path), 0.0
     for length in lengths:
         tokens, mask = example_inputs(model.config.n_token_features, length, seed=length)
         with torch.no_grad():
@@ -150,7 +132,7 @@ def train_hybrid(model: PerformerClassifier, data: Dataset, settings: TrainSetti
     diffs = {length: hybrid_parity(model, onnx_file, (length,)) for length in parity_lengths}
     if max(diffs.values()) > MAX_PARITY_DIFF:
         raise RuntimeError(f"{onnx_file}: onnxruntime differs from PyTorch by up to {max(diffs.values()):.2e}: {diffs}")
-    session = _session(onnx_file)
+    session = cpu_session(onnx_file)
     names = feature_names(data.stats.token_names)
     rng = np.random.default_rng(seed + 7)
     fit_rows, fit_share = sample_rows(data.fit.labels, NEGATIVES_PER_FRAUD, MAX_FIT_EXAMPLES, rng)

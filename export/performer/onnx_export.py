@@ -39,11 +39,16 @@ def example_inputs(
     return tokens * mask[..., None], mask
 
 
-def export_onnx(model: PerformerClassifier, path: Path, *, opset: int = 17) -> Path:
-    """Write ``model`` (in eval mode) to ``path`` with dynamic batch and sequence axes; check the graph."""
+def export_onnx(model: torch.nn.Module, path: Path, *, opset: int = 17, output: str = OUTPUT,
+                n_token_features: int | None = None) -> Path:
+    """Write ``model`` (in eval mode; ``(tokens, mask) -> output``) to ``path`` with dynamic batch and sequence axes.
+
+    ``n_token_features`` defaults to a :class:`PerformerClassifier`'s own; pass it for a module wrapping one.
+    """
     model.eval()
+    n_token_features = n_token_features or model.config.n_token_features
     path.parent.mkdir(parents=True, exist_ok=True)
-    axes = {"tokens": {0: "batch", 1: "length"}, "mask": {0: "batch", 1: "length"}, OUTPUT: {0: "batch"}}
+    axes = {"tokens": {0: "batch", 1: "length"}, "mask": {0: "batch", 1: "length"}, output: {0: "batch"}}
     with torch.no_grad(), warnings.catch_warnings():
         # The TorchScript exporter is chosen on purpose (module docstring), and that it cannot constant-fold a
         # strided Slice does not make the graph wrong (parity checks it): neither notice needs to reach the user.
@@ -51,10 +56,10 @@ def export_onnx(model: PerformerClassifier, path: Path, *, opset: int = 17) -> P
         warnings.filterwarnings("ignore", message="Constant folding - Only steps=1", category=UserWarning)
         torch.onnx.export(
             model,
-            example_inputs(model.config.n_token_features, 16),
+            example_inputs(n_token_features, 16),
             str(path),
             input_names=list(INPUTS),
-            output_names=[OUTPUT],
+            output_names=[output],
             dynamic_axes=axes,
             opset_version=opset,
             dynamo=False,
@@ -63,7 +68,8 @@ def export_onnx(model: PerformerClassifier, path: Path, *, opset: int = 17) -> P
     return path
 
 
-def _session(path: Path) -> ort.InferenceSession:
+def cpu_session(path: Path) -> ort.InferenceSession:
+    """An onnxruntime CPU session using as many threads as PyTorch does here."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -71,7 +77,7 @@ def _session(path: Path) -> ort.InferenceSession:
 
 def onnx_scorer(path: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """``(tokens, mask) -> probability [B]`` with onnxruntime: on CPU about twice as fast as PyTorch here."""
-    session = _session(path)
+    session = cpu_session(path)
 
     def score(tokens: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return session.run([OUTPUT], {"tokens": tokens, "mask": mask})[0][:, 0]
@@ -82,7 +88,7 @@ def onnx_scorer(path: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
 def parity(model: PerformerClassifier, path: Path, lengths: Sequence[int] = PARITY_LENGTHS) -> float:
     """Max absolute difference of PyTorch and onnxruntime probabilities over ``lengths`` (a padded batch of 2 each)."""
     model.eval()
-    session = _session(path)
+    session = cpu_session(path)
     worst = 0.0
     for length in lengths:
         tokens, mask = example_inputs(model.config.n_token_features, length, seed=length)

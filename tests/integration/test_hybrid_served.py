@@ -13,15 +13,11 @@ import tritonclient.http as httpclient
 import xgboost as xgb
 from tritonclient.utils import InferenceServerException
 
-from tritonmm.export.fraud import raw_columns
 from tritonmm.export.performer.hybrid import ONNX_FILE, PIPELINE, XGBOOST_FILE
 from tritonmm.export.performer.pipeline import export_performer
-from tritonmm.export.transactions import generate_transactions
-from tritonmm.server.models.fraud_preprocess.features import FeatureSpec, featurize
-from tritonmm.server.models.performer_featurize.history import SPEC_FILE, STATS_FILE, TokenizerStats, history_context, tokenize_history
-from tritonmm.server.triton_process import TritonServer, TritonSettings, free_port
 
-from .requests_helpers import PROTOCOLS, client_for, infer_input
+from .performer_fixtures import history_inputs, history_tokens, longest_card, serve
+from .requests_helpers import PROTOCOLS, client_for
 
 
 @pytest.fixture(scope="module")
@@ -34,22 +30,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict
 
 @pytest.fixture(scope="module")
 def server(exported, tmp_path_factory: pytest.TempPathFactory):
-    repo, _, _ = exported
-    log = tmp_path_factory.mktemp("hybrid_triton") / "tritonserver.log"
-    settings = TritonSettings(model_repository=repo, backend_directory=log.parent / "backends",
-                              http_port=free_port(), grpc_port=free_port(), metrics_port=free_port())
-    running = TritonServer(settings, log_sink=log.open("w")).start()
-    running.wait_ready(timeout=180)
-    yield settings
-    running.stop()
+    yield from serve(exported[0], tmp_path_factory.mktemp("hybrid_triton"))
 
 
 @pytest.fixture(scope="module")
 def card() -> pd.DataFrame:
-    """The longest card history in a small generated set (oldest first)."""
-    frame = generate_transactions(20_000, seed=21)
-    user, card_id = frame.groupby(["User", "Card"]).size().idxmax()
-    return frame[(frame["User"] == user) & (frame["Card"] == card_id)].reset_index(drop=True)
+    return longest_card()
 
 
 @pytest.fixture(params=sorted(PROTOCOLS))
@@ -57,17 +43,9 @@ def protocol(request) -> ModuleType:
     return PROTOCOLS[request.param]
 
 
-def history_inputs(module: ModuleType, history: pd.DataFrame) -> list:
-    columns = raw_columns(history)
-    return [infer_input(module, name, values if values.dtype != object else np.array([str(v).encode() for v in values], dtype=object))
-            for name, values in columns.items()]
-
-
 def expected_probability(work: Path, history: pd.DataFrame) -> float:
     """tokenize -> hybrid ONNX in onnxruntime -> XGBoost, in process."""
-    columns = raw_columns(history)
-    tokens = tokenize_history(featurize(columns, FeatureSpec.load(work / SPEC_FILE)), history_context(columns),
-                              TokenizerStats.load(work / STATS_FILE))
+    tokens = history_tokens(work, history)
     session = ort.InferenceSession(str(work / ONNX_FILE), providers=["CPUExecutionProvider"])
     features = session.run(None, {"tokens": tokens[None].astype(np.float32), "mask": np.ones((1, len(tokens)), bool)})[0]
     booster = xgb.Booster(model_file=str(work / XGBOOST_FILE))

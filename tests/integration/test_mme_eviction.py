@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
 from tritonmm.export.archive import package_pipeline
