@@ -13,7 +13,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: install export archives serve test test-unit bench-fraud bench-mme bench-performer clean
+.PHONY: install export archives serve test test-unit bench-fraud bench-mme bench-performer loadtest clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -63,6 +63,10 @@ bench-mme: archives ## Cold loads and warm overhead of the multi-model endpoint;
 
 bench-performer: install ## FAVOR+ vs exact attention vs no attention, latency and memory against L; writes bench/results/performer.json
 	$(PY) -m bench.performer
+
+LOADTEST_DURATION ?= 90
+loadtest: export ## Locust scenarios (steady, step ramp, MME churn) against a local endpoint; writes loadtest/results/<timestamp>/
+	$(PY) -m tritonmm.loadtest.run --duration $(LOADTEST_DURATION) --repository $(REPO)
 
 clean:
 	rm -rf build bench/results $(REPO)/*/
