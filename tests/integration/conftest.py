@@ -10,15 +10,22 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Iterator
+from types import ModuleType
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tritonmm.export.fraud import export_fraud
+from tritonmm.export.performer.pipeline import ONNX_FILE, export_performer
+from tritonmm.export.performer.repository import write_performer_repository
 from tritonmm.export.model_config import VERSION
 from tritonmm.export.trees import export_tree_model
 from tritonmm.server.triton_process import TritonServer, TritonSettings, free_port
+
+from .performer_fixtures import MAX_HISTORY, longest_card
+from .requests_helpers import PROTOCOLS
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +93,41 @@ def served(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield Served(server.settings, repository, log)
     finally:
         server.stop()
+
+
+@pytest.fixture(params=sorted(PROTOCOLS))
+def protocol(request: pytest.FixtureRequest) -> ModuleType:
+    """Each test taking it runs over HTTP and over gRPC."""
+    return PROTOCOLS[request.param]
+
+
+@dataclass(frozen=True)
+class PerformerExport:
+    """One quick Performer export (performer_fraud and hybrid_fraud) with a small max_history."""
+
+    repository: Path
+    work_dir: Path
+    summary: dict
+
+
+@pytest.fixture(scope="session")
+def performer_export(tmp_path_factory: pytest.TempPathFactory) -> PerformerExport:
+    root = tmp_path_factory.mktemp("performer")
+    repo, work = root / "repo", root / "work"
+    summary = export_performer(repo, quick=True, work_dir=work)
+    write_performer_repository(repo, work, onnx_file=work / ONNX_FILE, max_history=MAX_HISTORY)
+    return PerformerExport(repo, work, summary)
+
+
+@pytest.fixture(scope="session")
+def performer_server(performer_export: PerformerExport, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonSettings]:
+    server = start_server(performer_export.repository, tmp_path_factory.mktemp("performer_triton") / "tritonserver.log")
+    try:
+        yield server.settings
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def card() -> pd.DataFrame:
+    return longest_card()

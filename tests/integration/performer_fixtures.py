@@ -1,21 +1,23 @@
-"""Helpers shared by the Performer and hybrid served tests: a card history, its request, a server."""
+"""Helpers shared by the Performer and hybrid served tests: a card history, its request and tokens, the graph."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import onnxruntime as ort
 import pandas as pd
 
 from tritonmm.export.fraud import raw_columns
 from tritonmm.export.transactions import generate_transactions
 from tritonmm.server.models.fraud_preprocess.features import FeatureSpec, featurize
 from tritonmm.server.models.performer_featurize.history import SPEC_FILE, STATS_FILE, TokenizerStats, history_context, tokenize_history
-from tritonmm.server.triton_process import TritonServer, TritonSettings, free_port
 
 from .requests_helpers import infer_input
+
+MAX_HISTORY = 512
+"""``max_history`` of the served featurizer in these tests, so "too long" stays cheap to send."""
 
 
 def longest_card() -> pd.DataFrame:
@@ -39,13 +41,7 @@ def history_tokens(work_dir: Path, history: pd.DataFrame) -> np.ndarray:
                             TokenizerStats.load(work_dir / STATS_FILE))
 
 
-def serve(repository: Path, log_dir: Path) -> Iterator[TritonSettings]:
-    """Run a real tritonserver over ``repository`` on free ports for the duration of a fixture."""
-    settings = TritonSettings(model_repository=repository, backend_directory=log_dir / "backends",
-                              http_port=free_port(), grpc_port=free_port(), metrics_port=free_port())
-    running = TritonServer(settings, log_sink=(log_dir / "tritonserver.log").open("w")).start()
-    try:
-        running.wait_ready(timeout=180)
-        yield settings
-    finally:
-        running.stop()
+def run_graph(onnx_file: Path, tokens: np.ndarray) -> np.ndarray:
+    """The exported graph's output for one unpadded history, in onnxruntime in process."""
+    session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    return session.run(None, {"tokens": tokens[None].astype(np.float32), "mask": np.ones((1, len(tokens)), bool)})[0]

@@ -14,7 +14,7 @@ from tritonmm.export.model_config import VERSION, read_config
 from tritonmm.export.transactions import generate_transactions
 from tritonmm.server.models.fraud_preprocess.features import FeatureSpec, featurize
 
-from .requests_helpers import PROTOCOLS, client_for, fraud_inputs, infer_input
+from .requests_helpers import client_for, fraud_inputs, infer_input
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +34,6 @@ def expected(served, unseen: pd.DataFrame) -> dict[str, np.ndarray]:
     threshold = float(read_config(served.repository / POSTPROCESS).parameters["threshold"].string_value)
     probability = booster.inplace_predict(features)
     return {"features": features, "probability": probability, "threshold": np.float32(threshold)}
-
-
-@pytest.fixture(params=sorted(PROTOCOLS))
-def protocol(request) -> ModuleType:
-    return PROTOCOLS[request.param]
 
 
 def test_all_models_are_ready(served, protocol: ModuleType) -> None:

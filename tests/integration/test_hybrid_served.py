@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
-import onnxruntime as ort
 import pandas as pd
 import pytest
 import tritonclient.http as httpclient
@@ -14,71 +12,45 @@ import xgboost as xgb
 from tritonclient.utils import InferenceServerException
 
 from tritonmm.export.performer.hybrid import ONNX_FILE, PIPELINE, XGBOOST_FILE
-from tritonmm.export.performer.pipeline import export_performer
 
-from .performer_fixtures import history_inputs, history_tokens, longest_card, serve
-from .requests_helpers import PROTOCOLS, client_for
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
-    root = tmp_path_factory.mktemp("hybrid")
-    repo, work = root / "repo", root / "work"
-    summary = export_performer(repo, quick=True, work_dir=work)
-    return repo, work, summary
-
-
-@pytest.fixture(scope="module")
-def server(exported, tmp_path_factory: pytest.TempPathFactory):
-    yield from serve(exported[0], tmp_path_factory.mktemp("hybrid_triton"))
-
-
-@pytest.fixture(scope="module")
-def card() -> pd.DataFrame:
-    return longest_card()
-
-
-@pytest.fixture(params=sorted(PROTOCOLS))
-def protocol(request) -> ModuleType:
-    return PROTOCOLS[request.param]
+from .performer_fixtures import history_inputs, history_tokens, run_graph
+from .requests_helpers import client_for
 
 
 def expected_probability(work: Path, history: pd.DataFrame) -> float:
     """tokenize -> hybrid ONNX in onnxruntime -> XGBoost, in process."""
-    tokens = history_tokens(work, history)
-    session = ort.InferenceSession(str(work / ONNX_FILE), providers=["CPUExecutionProvider"])
-    features = session.run(None, {"tokens": tokens[None].astype(np.float32), "mask": np.ones((1, len(tokens)), bool)})[0]
+    features = run_graph(work / ONNX_FILE, history_tokens(work, history))
     booster = xgb.Booster(model_file=str(work / XGBOOST_FILE))
     return float(booster.predict(xgb.DMatrix(features, feature_names=booster.feature_names))[0])
 
 
-def test_summary_reports_all_three_models_on_the_same_cards(exported) -> None:
-    held_out = exported[2]["hybrid"]["held_out"]
+def test_summary_reports_all_three_models_on_the_same_cards(performer_export) -> None:
+    held_out = performer_export.summary["hybrid"]["held_out"]
     assert set(held_out) == {"hybrid", "performer_only", "xgboost_only"}
     for metrics in held_out.values():
         assert 0.5 < metrics["roc_auc"] <= 1.0 and 0.0 < metrics["pr_auc"] <= 1.0
-    assert exported[2]["hybrid"]["test_transactions"] == exported[2]["test_transactions"]
-    assert np.isclose(held_out["performer_only"]["roc_auc"], exported[2]["performer"]["roc_auc"], atol=1e-4)
+    assert performer_export.summary["hybrid"]["test_transactions"] == performer_export.summary["test_transactions"]
+    assert np.isclose(held_out["performer_only"]["roc_auc"], performer_export.summary["performer"]["roc_auc"], atol=1e-4)
 
 
 @pytest.mark.parametrize("length", [1, 40, 300])
-def test_hybrid_scores_a_raw_history_like_the_in_process_pipeline(server, exported, card, protocol, length) -> None:
+def test_hybrid_scores_a_raw_history_like_the_in_process_pipeline(performer_server, performer_export, card, protocol, length) -> None:
     assert len(card) >= length
     history = card.tail(length)
-    result = client_for(protocol, server).infer(PIPELINE, history_inputs(protocol, history))
+    result = client_for(protocol, performer_server).infer(PIPELINE, history_inputs(protocol, history))
     probability = result.as_numpy("probability")
     assert probability.shape == (1, 1)
-    np.testing.assert_allclose(probability[0, 0], expected_probability(exported[1], history), atol=1e-5)
+    np.testing.assert_allclose(probability[0, 0], expected_probability(performer_export.work_dir, history), atol=1e-5)
     assert result.as_numpy("label")[0, 0] in (b"FRAUD", b"NOT FRAUD")
 
 
-def test_bad_history_gets_4xx_naming_the_tensor(server, card) -> None:
+def test_bad_history_gets_4xx_naming_the_tensor(performer_server, card) -> None:
     history = card.tail(5).copy()
     history["Amount"] = history["Amount"].astype(object)
     history.loc[history.index[2], "Amount"] = "abc"
     with pytest.raises(InferenceServerException) as info:
-        client_for(httpclient, server).infer(PIPELINE, history_inputs(httpclient, history))
+        client_for(httpclient, performer_server).infer(PIPELINE, history_inputs(httpclient, history))
     assert str(info.value.status()).startswith("4"), info.value
     assert "Amount" in info.value.message(), info.value.message()
-    result = client_for(httpclient, server).infer(PIPELINE, history_inputs(httpclient, card.tail(10)))
+    result = client_for(httpclient, performer_server).infer(PIPELINE, history_inputs(httpclient, card.tail(10)))
     assert result.as_numpy("probability").shape == (1, 1)
