@@ -59,9 +59,7 @@ def cold_loads(endpoint: RunningEndpoint, targets: list[str], body: bytes) -> di
     first_call_s = []
     for target in targets:
         started = time.perf_counter()
-        answer = httpx.post(f"{endpoint.url}/endpoints/bench/invocations", content=body, timeout=120,
-                            headers={"X-Amzn-SageMaker-Target-Model": target, "Content-Type": "application/json"})
-        answer.raise_for_status()
+        endpoint.invoke(target, body).raise_for_status()
         first_call_s.append(time.perf_counter() - started)
     stages = {stage: endpoint.metric(f"{metric}_sum") / endpoint.metric(f"{metric}_count") for stage, metric in STAGES.items()}
     return {"first_call_s": first_call_s, "first_call_p50_s": float(np.median(first_call_s)), "stages_mean_s": stages}

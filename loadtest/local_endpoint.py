@@ -29,6 +29,12 @@ class RunningEndpoint:
     cache_dir: Path
     log: Path
 
+    def invoke(self, target: str, body: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+        """One InvokeEndpoint call with a KServe v2 JSON body for ``target``."""
+        return httpx.post(f"{self.url}/endpoints/local/invocations", content=body, timeout=120,
+                          headers={"X-Amzn-SageMaker-Target-Model": target, "Content-Type": "application/json",
+                                   **(headers or {})})
+
     def metric(self, name: str) -> float:
         """Sum of a Prometheus sample (all label sets) from ``/metrics``."""
         text = httpx.get(f"{self.url}/metrics", timeout=10).text

@@ -8,6 +8,7 @@ and the endpoint shares the host's cores with Triton.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import aiohttp
@@ -39,8 +40,6 @@ class TritonAnswer:
 
     def error_message(self) -> str:
         """Triton's ``{"error": ...}`` message, or the raw body."""
-        import json  # noqa: PLC0415 - error path only
-
         try:
             return str(json.loads(self.body).get("error", self.body.decode(errors="replace")))
         except (ValueError, AttributeError):

@@ -48,9 +48,8 @@ def endpoint(store: Path, tmp_path_factory: pytest.TempPathFactory):
     running.stop()
 
 
-def invoke_ops(endpoint: RunningEndpoint, target: str, body: bytes, **headers: str) -> httpx.Response:
-    return httpx.post(f"{endpoint.url}/endpoints/local/invocations", content=body, timeout=120,
-                      headers={"X-Amzn-SageMaker-Target-Model": target, "Content-Type": "application/json", **OPS, **headers})
+def invoke_ops(endpoint: RunningEndpoint, target: str, body: bytes) -> httpx.Response:
+    return endpoint.invoke(target, body, OPS)
 
 
 def test_boto3_cold_then_warm_calls_score_correctly(endpoint, repository, rows) -> None:

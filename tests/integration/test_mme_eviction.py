@@ -36,16 +36,11 @@ def small_endpoint(repository: Path, tmp_path_factory: pytest.TempPathFactory):
     running.stop()
 
 
-def call(endpoint, target: str, body: bytes) -> httpx.Response:
-    return httpx.post(f"{endpoint.url}/endpoints/local/invocations", content=body, timeout=120,
-                      headers={"X-Amzn-SageMaker-Target-Model": target, "Content-Type": "application/json"})
-
-
 def hit_ratio_of(endpoint, targets: list[str], body: bytes) -> float:
     """ModelCacheHit average over these calls (SageMaker's statistic), from the endpoint's metrics."""
     hits, count = endpoint.metric("ModelCacheHit_sum"), endpoint.metric("ModelCacheHit_count")
     for target in targets:
-        assert call(endpoint, target, body).status_code == 200, target
+        assert endpoint.invoke(target, body).status_code == 200, target
     return (endpoint.metric("ModelCacheHit_sum") - hits) / (endpoint.metric("ModelCacheHit_count") - count)
 
 
@@ -65,12 +60,12 @@ def test_cold_warm_then_twice_as_many_archives(small_endpoint, body) -> None:
 
 def test_triton_gone_gives_503_then_recovers(small_endpoint, body) -> None:
     target = "fraud_0.tar.gz"
-    assert call(small_endpoint, target, body).status_code == 200
+    assert small_endpoint.invoke(target, body).status_code == 200
     os.kill(small_endpoint.triton_pid(), signal.SIGKILL)
     statuses = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        answer = call(small_endpoint, target, body)
+        answer = small_endpoint.invoke(target, body)
         statuses.append(answer.status_code)
         if answer.status_code == 200:
             break
@@ -88,7 +83,7 @@ def test_memory_budget_unloads_least_recently_used(repository: Path, tmp_path: P
     endpoint = start_endpoint(tmp_path / "ep", str(store), extra=("--memory-budget-mb=1", "--max-loaded=50"))
     try:
         for version in range(3):
-            assert call(endpoint, f"fraud_{version}.tar.gz", body).status_code == 200
+            assert endpoint.invoke(f"fraud_{version}.tar.gz", body).status_code == 200
             assert endpoint.metric("LoadedModelCount") == 1
         assert endpoint.metric("ModelEvictions_total") == 2
         assert endpoint.metric("MemoryUtilization") > 100

@@ -62,11 +62,6 @@ def endpoint(repository: Path, tmp_path_factory: pytest.TempPathFactory):
     running.stop()
 
 
-def call(endpoint, target: str, body: bytes) -> httpx.Response:
-    return httpx.post(f"{endpoint.url}/endpoints/local/invocations", content=body, timeout=120,
-                      headers={"X-Amzn-SageMaker-Target-Model": target, "Content-Type": "application/json"})
-
-
 @pytest.fixture(scope="module")
 def small() -> bytes:
     return fraud_kserve_json(generate_transactions(2_000, seed=1).head(2))
@@ -74,31 +69,31 @@ def small() -> bytes:
 
 def test_archive_triton_cannot_load_names_archive_and_reason(endpoint, small) -> None:
     for _ in range(2):  # a failed load is not cached as loaded, and fails the same way again
-        answer = call(endpoint, "broken_1.tar.gz", small)
+        answer = endpoint.invoke("broken_1.tar.gz", small)
         assert answer.status_code == 424, answer.text
         error = answer.json()
         assert error["__type"] == "ModelError" and "'broken_1.tar.gz'" in error["message"]
         assert "cannot be read as model_type 'xgboost_json'" in error["OriginalMessage"]
-    assert call(endpoint, "fraud_1.tar.gz", small).status_code == 200
+    assert endpoint.invoke("fraud_1.tar.gz", small).status_code == 200
     assert httpx.get(f"{endpoint.url}/ping").status_code == 200
 
 
 def test_invocation_timeout_is_an_error_and_the_endpoint_carries_on(endpoint) -> None:
-    answer = call(endpoint, "sleep_1.tar.gz", sleep_body(2 * TIMEOUT_S))
+    answer = endpoint.invoke("sleep_1.tar.gz", sleep_body(2 * TIMEOUT_S))
     assert answer.status_code == 424 and f"within {TIMEOUT_S:g} s" in answer.json()["message"], answer.text
-    assert call(endpoint, "sleep_1.tar.gz", sleep_body(0.0)).status_code == 200
+    assert endpoint.invoke("sleep_1.tar.gz", sleep_body(0.0)).status_code == 200
 
 
 def test_call_in_flight_completes_while_its_archive_is_evicted(endpoint, small) -> None:
-    assert call(endpoint, "sleep_1.tar.gz", sleep_body(0.0)).status_code == 200
+    assert endpoint.invoke("sleep_1.tar.gz", sleep_body(0.0)).status_code == 200
     unloads = endpoint.metric("ModelUnloadingTime_sum")
     with ThreadPoolExecutor(1) as pool:
-        in_flight = pool.submit(call, endpoint, "sleep_1.tar.gz", sleep_body(0.8 * TIMEOUT_S))
+        in_flight = pool.submit(endpoint.invoke, "sleep_1.tar.gz", sleep_body(0.8 * TIMEOUT_S))
         deadline = time.monotonic() + 30
         while in_flight_calls(endpoint, "sleep_1.tar.gz") == 0:
             assert time.monotonic() < deadline and not in_flight.done()
             time.sleep(0.01)
-        assert call(endpoint, "fraud_2.tar.gz", small).status_code == 200  # room for one: evicts sleep_1
+        assert endpoint.invoke("fraud_2.tar.gz", small).status_code == 200  # room for one: evicts sleep_1
         assert in_flight.result().status_code == 200
     assert endpoint.metric("ModelUnloadingTime_sum") - unloads >= 0.2  # the unload waited for the call
 
@@ -110,5 +105,5 @@ def in_flight_calls(endpoint, target: str) -> int:
 
 def test_downloaded_archive_cache_is_bounded(endpoint, small) -> None:
     for target in ("fraud_1.tar.gz", "fraud_2.tar.gz"):
-        assert call(endpoint, target, small).status_code == 200
+        assert endpoint.invoke(target, small).status_code == 200
     assert len(list((endpoint.cache_dir / "archives").glob("*.tar.gz"))) == 1

@@ -60,12 +60,10 @@ def test_archives_from_s3_load_and_score(s3_url, bucket, repository, tmp_path) -
         assert listed == ["company_a/fraud-a_1.tar.gz", "company_b/fraud-b_1.tar.gz", "fraud_1.tar.gz", "fraud_2.tar.gz"]
         rows = generate_transactions(5_000, seed=4).head(8)
         for target in ("company_a/fraud-a_1.tar.gz", "fraud_2.tar.gz"):
-            answer = httpx.post(f"{endpoint.url}/endpoints/local/invocations", content=kserve_json(rows), timeout=120,
-                                headers={"X-Amzn-SageMaker-Target-Model": target, "Content-Type": "application/json"})
+            answer = endpoint.invoke(target, kserve_json(rows))
             assert answer.status_code == 200, answer.text
             np.testing.assert_allclose(probabilities(answer.content), expected_probability(repository, rows), atol=1e-5)
-        missing = httpx.post(f"{endpoint.url}/endpoints/local/invocations", content=kserve_json(rows), timeout=120,
-                             headers={"X-Amzn-SageMaker-Target-Model": "nope_1.tar.gz", "Content-Type": "application/json"})
+        missing = endpoint.invoke("nope_1.tar.gz", kserve_json(rows))
         assert missing.status_code == 400 and "nope_1.tar.gz" in missing.json()["message"]
         assert endpoint.metric("ModelDownloadingTime_count") >= 2
     finally:
