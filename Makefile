@@ -13,7 +13,7 @@ GRPC_PORT ?= 8001
 METRICS_PORT ?= 8002
 PYTEST_ARGS ?=
 
-.PHONY: install export archives serve test test-unit bench-fraud bench-mme bench-performer loadtest clean
+.PHONY: install export archives serve test test-unit bench-fraud bench-mme bench-performer bench-peers loadtest up down logs clean
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH"; exit 1; }
@@ -64,9 +64,35 @@ bench-mme: archives ## Cold loads and warm overhead of the multi-model endpoint;
 bench-performer: install ## FAVOR+ vs exact attention vs no attention, latency and memory against L; writes bench/results/performer.json
 	$(PY) -m bench.performer
 
+# MLServer needs uvloop<0.22 and numpy 2: its own venv, only its `mlserver` executable is used.
+MLSERVER_VENV := build/peers/mlserver-venv
+$(MLSERVER_VENV)/.installed:
+	test -x $(MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/pip install --quiet "mlserver==1.7.1" "mlserver-xgboost==1.7.1" "xgboost==2.1.4" "uvloop<0.22"
+	touch $@
+
+bench-peers: export $(MLSERVER_VENV)/.installed ## Same XGBoost model on MLServer vs Triton (fil alone, fraud ensemble); writes bench/results/peers.json
+	$(PY) -m bench.peers
+
 LOADTEST_DURATION ?= 90
 loadtest: export ## Locust scenarios (steady, step ramp, MME churn) against a local endpoint; writes loadtest/results/<timestamp>/
 	$(PY) -m tritonmm.loadtest.run --duration $(LOADTEST_DURATION) --repository $(REPO)
+
+# The compose stack (docker/compose.yaml). COMPOSE_PROFILES: cpu or gpu (NVIDIA Container
+# Toolkit), plus loadtest for locust, e.g. `make up COMPOSE_PROFILES=gpu,loadtest`.
+COMPOSE := docker compose -f docker/compose.yaml
+COMPOSE_PROFILES ?= cpu
+ALL_PROFILES := --profile cpu --profile gpu --profile loadtest
+
+up: export archives ## Build the images (repository + archives inside) and start the compose stack on 127.0.0.1
+	COMPOSE_PROFILES=$(COMPOSE_PROFILES) $(COMPOSE) up --build --detach
+	@echo "Triton :8000/:8001/:8002  endpoint :8080  Prometheus :9090  Grafana :3000  (locust :8089 with loadtest)"
+
+down: ## Stop and remove the compose stack's containers (volumes are kept: docker volume rm to drop them)
+	$(COMPOSE) $(ALL_PROFILES) down
+
+logs: ## Follow the compose stack's logs
+	$(COMPOSE) $(ALL_PROFILES) logs --follow
 
 clean:
 	rm -rf build bench/results $(REPO)/*/
