@@ -10,6 +10,7 @@ One :class:`Client` (or :class:`AsyncClient`) per server, three ways to reach it
                            endpoint_url="http://127.0.0.1:8080", region_name="us-east-1", anonymous=True)
 
     scores = triton.score_transactions(frame)         # DataFrame: probability, label
+    cards = triton.score_histories(frame)             # per card: its latest transaction, by the Performer
     outputs = triton.infer("fraud_xgboost", {"input__0": features})   # dict of numpy arrays
 
 Every call checks the request against the model's schema first (an
@@ -33,13 +34,14 @@ Extras: ``tritonmm-client[sagemaker]`` (boto3), ``tritonmm-client[pandas]``
 
 from ._client import AsyncClient, Client
 from ._errors import AccessDenied, ClientError, InvalidInput, ModelNotFound, Timeout, Unavailable
-from ._pipelines import FRAUD_SCHEMA
+from ._pipelines import FRAUD_SCHEMA, HISTORY_SCHEMA
 from ._transports import AsyncTransport, Transport
 from ._transports.sagemaker import AwsOptions
 from ._types import ModelConfig, TensorConfig
 
 __all__ = [
     "FRAUD_SCHEMA",
+    "HISTORY_SCHEMA",
     "AccessDenied",
     "AsyncClient",
     "AsyncTransport",

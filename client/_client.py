@@ -20,7 +20,17 @@ import numpy as np
 
 from ._chunking import join, split
 from ._errors import as_client_error
-from ._pipelines import BUILTIN_SCHEMAS, FRAUD_MODEL, NO_SCORES, Transactions, scores_table, transactions_to_inputs
+from ._pipelines import (
+    BUILTIN_SCHEMAS,
+    FRAUD_MODEL,
+    NO_SCORES,
+    PERFORMER_MODEL,
+    Transactions,
+    card_histories,
+    card_scores_table,
+    scores_table,
+    transactions_to_inputs,
+)
 from ._retry import DEFAULT_RETRIES, RetryPolicy
 from ._transports import AsyncTransport, Transport
 from ._transports import sagemaker as _sagemaker
@@ -238,6 +248,35 @@ class Client(_BaseClient):
         outputs = self.infer(model, inputs, outputs=SCORE_OUTPUTS) if len(data) else NO_SCORES
         return scores_table(outputs, data)
 
+    def score_histories(self, data: Transactions, *, model: str = PERFORMER_MODEL, max_history: int | None = None) -> Any:
+        """Fraud probability of each card's latest transaction, given the card's history.
+
+        ``data`` holds the same 14 raw columns as for :meth:`score_transactions`, for
+        any number of cards in any order; each card's transactions are sent oldest
+        first, one request per card, to ``model`` (``performer_fraud`` or ``hybrid_fraud``).
+
+        Parameters
+        ----------
+        max_history : int, optional
+            Send only each card's most recent ``max_history`` transactions.
+
+        Returns
+        -------
+        pandas.DataFrame or list of dict
+            One row per card, in order of first appearance: ``User``, ``Card``,
+            ``transactions`` (how many were sent), ``probability``, ``label``.
+
+        Examples
+        --------
+        >>> client.score_histories(frame, model="hybrid_fraud").head(2)       # doctest: +SKIP
+           User  Card  transactions  probability      label
+        0     0     0           812     0.000213  NOT FRAUD
+        1     0     1           405     0.981220      FRAUD
+        """
+        histories = card_histories(data, max_history=max_history)
+        outputs = [self.infer(model, history, outputs=SCORE_OUTPUTS) for history in histories.values()]
+        return card_scores_table(histories, outputs)
+
     def close(self) -> None:
         """Close the connections."""
         self._transport.close()
@@ -338,6 +377,18 @@ class AsyncClient(_BaseClient):
         inputs = transactions_to_inputs(data)
         outputs = await self.infer(model, inputs, outputs=SCORE_OUTPUTS) if len(data) else NO_SCORES
         return scores_table(outputs, data)
+
+    async def score_histories(self, data: Transactions, *, model: str = PERFORMER_MODEL,
+                              max_history: int | None = None) -> Any:
+        """See :meth:`Client.score_histories`; ``max_concurrency`` cards are in flight at once."""
+        histories = card_histories(data, max_history=max_history)
+        limit = asyncio.Semaphore(self._max_concurrency)
+
+        async def score(history: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            async with limit:
+                return await self.infer(model, history, outputs=SCORE_OUTPUTS)
+
+        return card_scores_table(histories, await asyncio.gather(*(score(h) for h in histories.values())))
 
     async def close(self) -> None:
         """Close the connections."""

@@ -8,8 +8,11 @@ from types import ModuleType
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
+import xgboost as xgb
 
 from tritonmm.export.fraud import raw_columns
+from tritonmm.export.performer import hybrid
+from tritonmm.export.performer.pipeline import ONNX_FILE
 from tritonmm.export.transactions import generate_transactions
 from tritonmm.server.models.fraud_preprocess.features import FeatureSpec, featurize
 from tritonmm.server.models.performer_featurize.history import SPEC_FILE, STATS_FILE, TokenizerStats, history_context, tokenize_history
@@ -45,3 +48,15 @@ def run_graph(onnx_file: Path, tokens: np.ndarray) -> np.ndarray:
     """The exported graph's output for one unpadded history, in onnxruntime in process."""
     session = ort.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
     return session.run(None, {"tokens": tokens[None].astype(np.float32), "mask": np.ones((1, len(tokens)), bool)})[0]
+
+
+def performer_probability(work: Path, history: pd.DataFrame) -> float:
+    """``performer_fraud``'s answer for ``history``, computed in process: tokenize -> ONNX graph."""
+    return float(run_graph(work / ONNX_FILE, history_tokens(work, history))[0, 0])
+
+
+def hybrid_probability(work: Path, history: pd.DataFrame) -> float:
+    """``hybrid_fraud``'s answer for ``history``, in process: tokenize -> hybrid ONNX graph -> XGBoost."""
+    features = run_graph(work / hybrid.ONNX_FILE, history_tokens(work, history))
+    booster = xgb.Booster(model_file=str(work / hybrid.XGBOOST_FILE))
+    return float(booster.predict(xgb.DMatrix(features, feature_names=booster.feature_names))[0])

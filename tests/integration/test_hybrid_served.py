@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 import tritonclient.http as httpclient
-import xgboost as xgb
 from tritonclient.utils import InferenceServerException
 
-from tritonmm.export.performer.hybrid import ONNX_FILE, PIPELINE, XGBOOST_FILE
+from tritonmm.export.performer.hybrid import PIPELINE
 
-from .performer_fixtures import history_inputs, history_tokens, run_graph
+from .performer_fixtures import history_inputs
+from .performer_fixtures import hybrid_probability as expected_probability
 from .requests_helpers import client_for
-
-
-def expected_probability(work: Path, history: pd.DataFrame) -> float:
-    """tokenize -> hybrid ONNX in onnxruntime -> XGBoost, in process."""
-    features = run_graph(work / ONNX_FILE, history_tokens(work, history))
-    booster = xgb.Booster(model_file=str(work / XGBOOST_FILE))
-    return float(booster.predict(xgb.DMatrix(features, feature_names=booster.feature_names))[0])
 
 
 def test_summary_reports_all_three_models_on_the_same_cards(performer_export) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,12 +11,9 @@ from tritonclient.utils import InferenceServerException
 from tritonmm.export.performer.pipeline import ONNX_FILE
 from tritonmm.export.performer.repository import FEATURIZE, MODEL, PIPELINE
 
-from .performer_fixtures import MAX_HISTORY, history_inputs, history_tokens, run_graph
+from .performer_fixtures import MAX_HISTORY, history_inputs, run_graph
+from .performer_fixtures import performer_probability as expected_probability
 from .requests_helpers import client_for, infer_input
-
-
-def expected_probability(work: Path, history: pd.DataFrame) -> float:
-    return float(run_graph(work / ONNX_FILE, history_tokens(work, history))[0, 0])
 
 
 def test_quick_export_reports_a_held_out_auc(performer_export) -> None:
