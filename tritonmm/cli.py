@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from tritonmm.deploy.cli import deploy_app
 from tritonmm.server.backend_dir import TritonNotInstalled
 from tritonmm.server.mme.app import EndpointSettings
 from tritonmm.server.mme.manager import ManagerSettings
@@ -19,6 +20,7 @@ from tritonmm.server.triton_process import TritonServer, TritonSettings, TritonS
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_enable=False)
 export_app = typer.Typer(help="Train/convert models and write them into a Triton model repository.", no_args_is_help=True)
 app.add_typer(export_app, name="export")
+app.add_typer(deploy_app, name="deploy")
 
 
 class ControlMode(str, Enum):
@@ -41,6 +43,7 @@ def serve(
     store: Annotated[Optional[str], typer.Option(help="Also run the SageMaker-compatible multi-model endpoint over this archive store (folder or s3://bucket/prefix/).")] = None,
     s3_endpoint_url: Annotated[Optional[str], typer.Option(help="S3 API URL for an S3-compatible store (MinIO, moto…).")] = None,
     endpoint_port: Annotated[int, typer.Option(help="Multi-model endpoint port.")] = 8080,
+    endpoint_host: Annotated[Optional[str], typer.Option(help="Multi-model endpoint address (default: --host). In a container: 0.0.0.0 here, Triton stays on loopback.")] = None,
     cache_dir: Annotated[Path, typer.Option(help="Endpoint cache: downloaded archives, extracted models.")] = Path("build/mme-cache"),
     auth: Annotated[Optional[Path], typer.Option(help="Tenants and their allowed TargetModel patterns (JSON). Default: anonymous, loopback only.")] = None,
     max_loaded: Annotated[int, typer.Option(help="Most archives loaded at once.")] = 50,
@@ -70,7 +73,7 @@ def serve(
             cache_dir=cache_dir, max_loaded=max_loaded, archive_cache_bytes=archive_cache_mb << 20,
             memory_budget_bytes=memory_budget_mb << 20 if memory_budget_mb else None,
         )
-        _serve_endpoint(settings, store, s3_endpoint_url, endpoint_port, auth, manager_settings,
+        _serve_endpoint(settings, store, s3_endpoint_url, endpoint_host or host, endpoint_port, auth, manager_settings,
                         EndpointSettings(invocation_timeout_s=invocation_timeout_s))
         return
     server = TritonServer(settings, log_sink=sys.stderr)
@@ -98,14 +101,14 @@ def serve(
         server.stop()
 
 
-def _serve_endpoint(settings: TritonSettings, store_location: str, s3_endpoint_url: str | None, port: int,
+def _serve_endpoint(settings: TritonSettings, store_location: str, s3_endpoint_url: str | None, host: str, port: int,
                     auth_file: Path | None, manager_settings: ManagerSettings, endpoint_settings: EndpointSettings) -> None:
     from tritonmm.server.mme.auth import AuthConfig  # noqa: PLC0415 - only the endpoint mode needs these
     from tritonmm.server.mme.runtime import run_endpoint  # noqa: PLC0415
     from tritonmm.server.mme.store import open_store  # noqa: PLC0415
 
     if auth_file is None:
-        if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        if host not in ("127.0.0.1", "localhost", "::1"):
             typer.secho("error: anonymous access is only allowed on loopback; pass --auth", fg=typer.colors.RED, err=True)
             raise typer.Exit(2)
         typer.secho("warning: no --auth given: anonymous callers may invoke every archive (loopback only)",
@@ -117,7 +120,7 @@ def _serve_endpoint(settings: TritonSettings, store_location: str, s3_endpoint_u
         if settings.model_repository.is_dir() else ()
     try:
         run_endpoint(settings, open_store(store_location, endpoint_url=s3_endpoint_url), auth_config, manager_settings,
-                     endpoint_settings, host=settings.host, port=port, static_models=static)
+                     endpoint_settings, host=host, port=port, static_models=static)
     except (TritonStartError, TritonNotInstalled) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

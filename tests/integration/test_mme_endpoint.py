@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -43,9 +45,36 @@ def store(repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def endpoint(store: Path, tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("endpoint")
-    running = start_endpoint(root, str(store), auth=write_auth(root / "auth.json"), env={"TENANT_A_SECRET": TENANT_A_SECRET})
+    # As in the endpoint's container image: the endpoint on every interface, its Triton on loopback.
+    running = start_endpoint(root, str(store), auth=write_auth(root / "auth.json"), env={"TENANT_A_SECRET": TENANT_A_SECRET},
+                             extra=("--endpoint-host=0.0.0.0",))
     yield running
     running.stop()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp; state 0A = LISTEN)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+def test_endpoint_host_opens_the_endpoint_but_not_its_triton(endpoint) -> None:
+    endpoint_port = int(endpoint.url.rsplit(":", 1)[1])
+    triton_port = int(endpoint.triton_url.rsplit(":", 1)[1])
+    assert listening_addresses(endpoint_port) == {"0.0.0.0"}
+    assert listening_addresses(triton_port) == {"127.0.0.1"}
+
+
+def test_off_loopback_without_auth_is_refused_before_anything_starts(store: Path, tmp_path: Path) -> None:
+    answer = subprocess.run([sys.executable, "-m", "tritonmm.cli", "serve", f"--store={store}", "--endpoint-host=0.0.0.0",
+                             f"--model-repository={tmp_path}", f"--cache-dir={tmp_path / 'cache'}"],
+                            capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 2 and "pass --auth" in answer.stderr, answer.stderr
 
 
 def invoke_ops(endpoint: RunningEndpoint, target: str, body: bytes) -> httpx.Response:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -13,33 +10,11 @@ import numpy as np
 import pytest
 
 from tritonmm.export.transactions import generate_transactions
-from tritonmm.server.triton_process import free_port
 
 from tritonmm.loadtest.payloads import fraud_kserve_json as kserve_json
 from tritonmm.loadtest.local_endpoint import start_endpoint
 from .mme_fixtures import build_store, expected_probability, probabilities
-
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3_url(tmp_path_factory: pytest.TempPathFactory):
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    process = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=log.open("w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.HTTPError:
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+from .moto_fixtures import CREDENTIALS, s3_url  # noqa: F401 - s3_url is a fixture
 
 
 @pytest.fixture(scope="module")
