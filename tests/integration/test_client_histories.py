@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from tritonmm.client import AsyncClient, Client, InvalidInput
+from tritonmm.export.archive import package_pipeline
 from tritonmm.export.transactions import generate_transactions
+from tritonmm.loadtest.local_endpoint import start_endpoint
 
 from .performer_fixtures import MAX_HISTORY, hybrid_probability, performer_probability
 
@@ -50,6 +52,21 @@ def test_each_card_is_scored_like_the_in_process_pipeline(performer_server, perf
             expected = EXPECTED[model](performer_export.work_dir, history_of(cards, row.User, row.Card))
             np.testing.assert_allclose(row.probability, expected, atol=1e-5, err_msg=f"{transport} {model}")
             assert row.label in ("FRAUD", "NOT FRAUD")
+
+
+def test_sagemaker_transport_through_the_local_endpoint(performer_server, performer_export, cards, tmp_path) -> None:
+    """The Performer archive behind the multi-model endpoint: the same table as Triton's own gRPC port."""
+    archive = package_pipeline(performer_export.repository, "performer_fraud", version="1", out_dir=tmp_path / "store")
+    endpoint = start_endpoint(tmp_path / "endpoint", str(tmp_path / "store"))
+    try:
+        with Client.sagemaker("local", archive.name, endpoint_url=endpoint.url, region_name="us-east-1",
+                              anonymous=True) as client:
+            table = client.score_histories(cards, model="performer_fraud", max_history=SENT)
+    finally:
+        endpoint.stop()
+    with Client.grpc(performer_server.grpc_url) as client:
+        expected = client.score_histories(cards, max_history=SENT)
+    pd.testing.assert_frame_equal(table, expected, atol=1e-6)
 
 
 def test_async_client_gives_the_same_table(performer_server, cards) -> None:
