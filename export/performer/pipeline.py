@@ -11,13 +11,12 @@ Files written to ``work_dir`` (names fixed, so the repository wiring can pick th
     performer_baseline/       the XGBoost baseline (the fraud pipeline's own training on the same cards)
 
 The first four files are a checkpoint: ``from_checkpoint=<that work_dir>`` loads it, e.g. a model trained
-with ``attention="softmax"``, into a FAVOR+ model and fine-tunes it. Run as a module for the command line:
-``python -m tritonmm.export.performer.pipeline --quick``.
+with ``attention="softmax"``, into a FAVOR+ model and fine-tunes it. The command line is
+``tritonmm export performer`` (``--quick``, ``--attention``, ``--from-checkpoint``).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from dataclasses import asdict
@@ -171,27 +170,3 @@ def _print(summary: dict) -> None:
     held_out = f"{summary['test_cards']} unseen cards, {summary['test_transactions']:,} transactions"
     console.print(f"({held_out}; {summary['wall_seconds']} s)")
 
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repository", type=Path, default=Path("model_repository"))
-    parser.add_argument("--rows", type=int, default=250_000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--work-dir", type=Path, default=Path("build/export"))
-    parser.add_argument("--from-checkpoint", type=Path)
-    parser.add_argument("--attention", choices=("favor", "softmax"), default="favor")
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args(argv)
-    export_performer(
-        args.repository,
-        rows=args.rows,
-        seed=args.seed,
-        work_dir=args.work_dir,
-        from_checkpoint=args.from_checkpoint,
-        quick=args.quick,
-        attention=args.attention,
-    )
-
-
-if __name__ == "__main__":
-    main()
