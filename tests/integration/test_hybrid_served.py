@@ -1,4 +1,4 @@
-"""The hybrid pipeline (Performer score + XGBoost on FIL) served by the real embedded Triton, over HTTP and gRPC."""
+"""The hybrid pipeline (Performer score + XGBoost on FIL): its training summary and bad histories (golden outputs: test_performer_served)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from tritonclient.utils import InferenceServerException
 from tritonmm.export.performer.hybrid import PIPELINE
 
 from .performer_fixtures import history_inputs
-from .performer_fixtures import hybrid_probability as expected_probability
 from .requests_helpers import client_for
 
 
@@ -21,17 +20,6 @@ def test_summary_reports_all_three_models_on_the_same_cards(performer_export) ->
         assert 0.5 < metrics["roc_auc"] <= 1.0 and 0.0 < metrics["pr_auc"] <= 1.0
     assert performer_export.summary["hybrid"]["test_transactions"] == performer_export.summary["test_transactions"]
     assert np.isclose(held_out["performer_only"]["roc_auc"], performer_export.summary["performer"]["roc_auc"], atol=1e-4)
-
-
-@pytest.mark.parametrize("length", [1, 40, 300])
-def test_hybrid_scores_a_raw_history_like_the_in_process_pipeline(performer_server, performer_export, card, protocol, length) -> None:
-    assert len(card) >= length
-    history = card.tail(length)
-    result = client_for(protocol, performer_server).infer(PIPELINE, history_inputs(protocol, history))
-    probability = result.as_numpy("probability")
-    assert probability.shape == (1, 1)
-    np.testing.assert_allclose(probability[0, 0], expected_probability(performer_export.work_dir, history), atol=1e-5)
-    assert result.as_numpy("label")[0, 0] in (b"FRAUD", b"NOT FRAUD")
 
 
 def test_bad_history_gets_4xx_naming_the_tensor(performer_server, card) -> None:

@@ -1,4 +1,4 @@
-"""The Performer pipeline served by the real embedded Triton: golden outputs over HTTP and gRPC, bad histories."""
+"""The Performer and hybrid pipelines served by the real embedded Triton: golden outputs over HTTP and gRPC, bad histories."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
+from tritonmm.export.performer.hybrid import PIPELINE as HYBRID_PIPELINE
 from tritonmm.export.performer.pipeline import ONNX_FILE
 from tritonmm.export.performer.repository import FEATURIZE, MODEL, PIPELINE
 
-from .performer_fixtures import MAX_HISTORY, history_inputs, run_graph
-from .performer_fixtures import performer_probability as expected_probability
+from .performer_fixtures import MAX_HISTORY, history_inputs, hybrid_probability, performer_probability, run_graph
 from .requests_helpers import client_for, infer_input
 
 
@@ -20,11 +20,15 @@ def test_quick_export_reports_a_held_out_auc(performer_export) -> None:
     assert 0.5 < performer_export.summary["performer"]["roc_auc"] <= 1.0
 
 
+@pytest.mark.parametrize(("pipeline", "expected_probability"),
+                         [(PIPELINE, performer_probability), (HYBRID_PIPELINE, hybrid_probability)],
+                         ids=[PIPELINE, HYBRID_PIPELINE])
 @pytest.mark.parametrize("length", [1, 40, 300])
-def test_ensemble_scores_a_raw_history_like_onnxruntime_in_process(performer_server, performer_export, card, protocol, length) -> None:
+def test_ensemble_scores_a_raw_history_like_the_in_process_pipeline(performer_server, performer_export, card, protocol,
+                                                                     length, pipeline, expected_probability) -> None:
     assert len(card) >= length
     history = card.tail(length)
-    result = client_for(protocol, performer_server).infer(PIPELINE, history_inputs(protocol, history))
+    result = client_for(protocol, performer_server).infer(pipeline, history_inputs(protocol, history))
     probability = result.as_numpy("probability")
     assert probability.shape == (1, 1)
     np.testing.assert_allclose(probability[0, 0], expected_probability(performer_export.work_dir, history), atol=1e-5)
