@@ -13,12 +13,10 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
+from tritonmm.loadtest.local_endpoint import wait_until_ready
 from tritonmm.server.triton_process import free_port
 
 VENV = Path("build/peers/mlserver-venv")
@@ -78,19 +76,12 @@ class MLServer:
         # Its own session, so stopping it also stops the inference workers it forks.
         self._process = subprocess.Popen([str(executable.resolve()), "start", "."], cwd=self._dir, env=env,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while True:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"MLServer exited: see {self._dir / 'mlserver.log'}")
-            try:
-                if httpx.get(f"http://{self.http_url}/v2/models/{MODEL_NAME}/ready", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.__exit__()
-                raise TimeoutError(f"MLServer not ready in 120 s: see {self._dir / 'mlserver.log'}")
-            time.sleep(0.3)
+        try:
+            wait_until_ready(self._process, f"http://{self.http_url}/v2/models/{MODEL_NAME}/ready", timeout_s=120)
+        except RuntimeError as exc:
+            self.__exit__()
+            raise RuntimeError(f"MLServer {exc}: see {self._dir / 'mlserver.log'}") from None
+        return self
 
     def __exit__(self, *_exc: object) -> None:
         if self._process is None or self._process.poll() is not None:

@@ -68,6 +68,21 @@ class RunningEndpoint:
                 self.process.wait()
 
 
+def wait_until_ready(process: subprocess.Popen, url: str, *, timeout_s: float, interval_s: float = 0.2) -> None:
+    """Poll ``url`` until it answers 200; RuntimeError if ``process`` exits first or ``timeout_s`` runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"exited with code {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(interval_s)
+    raise RuntimeError(f"not ready in {timeout_s:.0f} s")
+
+
 def start_endpoint(root: Path, store: str, *, auth: Path | None = None, extra: tuple[str, ...] = (),
                    env: dict[str, str] | None = None) -> RunningEndpoint:
     """Launch the endpoint over ``store``; wait until ``/ping`` answers 200."""
@@ -85,15 +100,9 @@ def start_endpoint(root: Path, store: str, *, auth: Path | None = None, extra: t
         argv.append(f"--auth={auth}")
     process = subprocess.Popen(argv, stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
     running = RunningEndpoint(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{http_port}", root / "cache", log)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"endpoint exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{running.url}/ping", timeout=1).status_code == 200:
-                return running
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    running.stop()
-    raise RuntimeError(f"endpoint not ready: {log.read_text()[-3000:]}")
+    try:
+        wait_until_ready(process, f"{running.url}/ping", timeout_s=180)
+    except RuntimeError as exc:
+        running.stop()
+        raise RuntimeError(f"endpoint {exc}: {log.read_text()[-3000:]}") from None
+    return running

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
-import httpx
 import pytest
 
+from tritonmm.loadtest.local_endpoint import wait_until_ready
 from tritonmm.server.triton_process import free_port
 
 REGION = "us-east-1"
@@ -36,14 +35,11 @@ def s3_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     process = subprocess.Popen([str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
                                stdout=log.open("w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            break
-        except httpx.HTTPError:
-            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.2)
+    try:
+        wait_until_ready(process, f"{url}/moto-api/data.json", timeout_s=60)  # moto's own state API: 200 once up
+    except RuntimeError as exc:
+        process.terminate()
+        pytest.fail(f"moto server {exc}: {log.read_text()}")
     yield url
     process.terminate()
     process.wait(timeout=30)
