@@ -18,7 +18,7 @@ from tritonmm.export.transactions import generate_transactions
 from tritonmm.loadtest.local_endpoint import start_endpoint
 from tritonmm.loadtest.payloads import fraud_kserve_json
 
-TIMEOUT_S = 1.0
+TIMEOUT_S = 2.0
 SLEEP_MODEL = '''
 import time
 import triton_python_backend_utils as pb_utils
